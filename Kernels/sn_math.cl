@@ -1,0 +1,71 @@
+// sn_math.cl — ScratchNet's bit-exact float math for OpenCL C, prepended to every other kernel file.
+//
+// Purpose: exp, sigmoid and ReLU with exactly the operations of Sources/ScratchNet/Core/Numerics.swift,
+// in the same order, so every device gives the CPU path's bits. Only IEEE-exact operations are used
+// (+, -, *, fma, rint, floor, compares, exponent-bit arithmetic); no built-in exp, no native_*, no
+// contraction (FP_CONTRACT OFF), and the host builds with -cl-fp32-correctly-rounded-divide-sqrt so that
+// `/` is correctly rounded.
+// Layout/work sizes: none (functions only).
+
+#pragma OPENCL FP_CONTRACT OFF
+
+#define SN_LOG2E      0x1.715476p+0f
+#define SN_LN2_HI     0x1.62e400p-1f
+#define SN_LN2_LO     0x1.7f7d1cp-20f
+#define SN_P0         0x1.a0d2cep-13f
+#define SN_P1         0x1.6e879cp-10f
+#define SN_P2         0x1.111210p-7f
+#define SN_P3         0x1.555382p-5f
+#define SN_P4         0x1.555554p-3f
+#define SN_P5         0x1.000000p-1f
+#define SN_EXP_HI     0x1.62e42ep+6f
+#define SN_EXP_LO    -0x1.5cp+6f
+#define SN_MAGIC      0x1.8p+23f
+#define SN_MAGIC_BITS 0x4B400000u
+
+// 2^n for an integer-valued float n in [-126, 127], built from exponent bits.
+inline float sn_pow2(float n) {
+    uint bits = as_uint(n + SN_MAGIC) - SN_MAGIC_BITS + 127u;
+    return as_float(bits << 23);
+}
+
+// e^x: NaN -> NaN, x > 88.72 -> +inf, x < -87 -> +0 (flush decided on the input: never a denormal).
+inline float sn_exp(float x) {
+    if (isnan(x)) return x;
+    if (x > SN_EXP_HI) return INFINITY;
+    if (x < SN_EXP_LO) return 0.0f;
+    float n = rint(x * SN_LOG2E);
+    float r = fma(-n, SN_LN2_HI, x);
+    r = fma(-n, SN_LN2_LO, r);
+    float p = SN_P0;
+    p = fma(p, r, SN_P1);
+    p = fma(p, r, SN_P2);
+    p = fma(p, r, SN_P3);
+    p = fma(p, r, SN_P4);
+    p = fma(p, r, SN_P5);
+    float rr = r * r;
+    float y = fma(p, rr, r) + 1.0f;
+    float n1 = floor(n * 0.5f);
+    float n2 = n - n1;
+    return (y * sn_pow2(n1)) * sn_pow2(n2);
+}
+
+inline float sn_sigmoid(float x) {
+    return 1.0f / (1.0f + sn_exp(-x));
+}
+
+// max(x, 0); NaN stays NaN, -0 becomes +0.
+inline float sn_relu(float x) {
+    return x > 0.0f ? x : (isnan(x) ? x : 0.0f);
+}
+
+// Activation codes shared with the host (Activation enum order: identity, sigmoid, relu).
+#define SN_ACT_IDENTITY 0
+#define SN_ACT_SIGMOID  1
+#define SN_ACT_RELU     2
+
+inline float sn_activate(float x, int act) {
+    if (act == SN_ACT_SIGMOID) return sn_sigmoid(x);
+    if (act == SN_ACT_RELU) return sn_relu(x);
+    return x;
+}

@@ -1,0 +1,168 @@
+// The one definition of ScratchNet's transcendental math: exp, sigmoid and softmax, in scalar and SIMD8
+// form. Kernels/sn_math.cl is the same code in OpenCL C, operation for operation; any change here must be
+// made there too (the parity tests fail otherwise).
+//
+// Why our own exp: built-in exp/expf/native_exp differ between libm versions, GPUs and pocl by an ulp or
+// more, which would break bitwise parity. This one uses only operations IEEE 754 defines exactly
+// (+, -, *, fma, rint, comparisons, exponent-bit arithmetic), so it gives the same bits everywhere.
+// Accuracy: within 2 ulp of the true exp on [-87, 88.72] (checked against Double in the tests).
+
+/// Bit-exact float32 math shared by every backend.
+public enum Numerics {
+    // Constants as hex floats: decimal Float literals are rounded twice on x86 (through Float80).
+    /// log2(e) rounded to float.
+    @usableFromInline static let log2e: Float = 0x1.715476p+0
+    /// ln 2 split for Cody–Waite reduction: hi has few bits so n * hi is exact for |n| ≤ 128.
+    @usableFromInline static let ln2Hi: Float = 0x1.62e400p-1
+    @usableFromInline static let ln2Lo: Float = 0x1.7f7d1cp-20
+    /// Cephes expf polynomial for e^r - 1 - r on |r| ≤ ln2/2 (coefficients rounded to float).
+    @usableFromInline static let p0: Float = 0x1.a0d2cep-13
+    @usableFromInline static let p1: Float = 0x1.6e879cp-10
+    @usableFromInline static let p2: Float = 0x1.111210p-7
+    @usableFromInline static let p3: Float = 0x1.555382p-5
+    @usableFromInline static let p4: Float = 0x1.555554p-3
+    @usableFromInline static let p5: Float = 0x1.000000p-1
+    /// Above this, exp overflows to +inf (largest float whose exp is finite).
+    @usableFromInline static let expHi: Float = 0x1.62e42ep+6
+    /// Below this, exp is flushed to +0 (decided on the input, so no device ever produces a denormal;
+    /// e^-87 ≈ 1.6e-38 is the smallest value returned).
+    @usableFromInline static let expLo: Float = -0x1.5cp+6
+    /// 1.5 * 2^23: adding it to an integer-valued float |n| < 2^22 puts n in the low mantissa bits.
+    @usableFromInline static let magic: Float = 0x1.8p+23
+    @usableFromInline static let magicBits: UInt32 = 0x4B40_0000
+
+    /// e^x, bit-identical on every backend. NaN → NaN, x > 88.72 → +inf, x < -87 → +0.
+    @inlinable
+    public static func exp(_ x: Float) -> Float {
+        if x.isNaN { return x }
+        if x > expHi { return .infinity }
+        if x < expLo { return 0 }
+        // n = round(x / ln2), r = x - n ln2 in [-ln2/2, ln2/2]
+        let n = (x * log2e).rounded(.toNearestOrEven)
+        var r = x.addingProduct(-n, ln2Hi)
+        r = r.addingProduct(-n, ln2Lo)
+        // e^r = 1 + r + r^2 * P(r)
+        var p = p0
+        p = p1.addingProduct(p, r)
+        p = p2.addingProduct(p, r)
+        p = p3.addingProduct(p, r)
+        p = p4.addingProduct(p, r)
+        p = p5.addingProduct(p, r)
+        let rr = r * r
+        let y = r.addingProduct(p, rr) + 1
+        // y * 2^n as (y * 2^n1) * 2^n2 with n1 = floor(n/2), n2 = n - n1: both factors normal, both
+        // products exact unless the result overflows.
+        let n1 = (n * 0.5).rounded(.down)
+        let n2 = n - n1
+        return (y * pow2(n1)) * pow2(n2)
+    }
+
+    /// 2^n for an integer-valued float n in [-126, 127], built from exponent bits.
+    @inlinable
+    static func pow2(_ n: Float) -> Float {
+        let bits = (n + magic).bitPattern &- magicBits &+ 127
+        return Float(bitPattern: bits &<< 23)
+    }
+
+    /// 1 / (1 + e^-x).
+    @inlinable
+    public static func sigmoid(_ x: Float) -> Float {
+        1 / (1 + exp(-x))
+    }
+
+    /// max(x, 0); NaN stays NaN, -0 becomes +0.
+    @inlinable
+    public static func relu(_ x: Float) -> Float {
+        x > 0 ? x : (x.isNaN ? x : 0)
+    }
+
+    /// Applies an activation to one value.
+    @inlinable
+    public static func activate(_ x: Float, _ activation: Activation) -> Float {
+        switch activation {
+        case .identity: return x
+        case .sigmoid: return sigmoid(x)
+        case .relu: return relu(x)
+        }
+    }
+
+    /// Softmax of one row in place: m = max (by `x > m`, from -inf), e = exp(x - m), s = sum of e
+    /// from left to right starting at +0, y = e / s. A NaN or +inf anywhere makes the row NaN.
+    @inlinable
+    public static func softmax(_ row: UnsafeMutableBufferPointer<Float>) {
+        var m = -Float.infinity
+        for v in row where v > m { m = v }
+        var s: Float = 0
+        for j in row.indices {
+            let e = exp(row[j] - m)
+            row[j] = e
+            s += e
+        }
+        for j in row.indices { row[j] = row[j] / s }
+    }
+
+    /// Index of the first maximum of a row; the first NaN wins if there is one (NumPy's rule). 0 if empty.
+    @inlinable
+    public static func argmax(_ row: UnsafeBufferPointer<Float>) -> Int {
+        var best = 0
+        guard !row.isEmpty else { return 0 }
+        if row[0].isNaN { return 0 }
+        for j in 1..<row.count {
+            let v = row[j]
+            if v.isNaN { return j }
+            if v > row[best] { best = j }
+        }
+        return best
+    }
+
+    // MARK: SIMD8 forms (same operations lane by lane; used by the CPU backend's vector loops)
+
+    /// e^x on 8 lanes; bitwise equal to ``exp(_:)`` on each lane.
+    @inlinable
+    public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let n = (x * log2e).rounded(.toNearestOrEven)
+        var r = x.addingProduct(-n, SIMD8(repeating: ln2Hi))
+        r = r.addingProduct(-n, SIMD8(repeating: ln2Lo))
+        var p = SIMD8<Float>(repeating: p0)
+        p = SIMD8(repeating: p1).addingProduct(p, r)
+        p = SIMD8(repeating: p2).addingProduct(p, r)
+        p = SIMD8(repeating: p3).addingProduct(p, r)
+        p = SIMD8(repeating: p4).addingProduct(p, r)
+        p = SIMD8(repeating: p5).addingProduct(p, r)
+        let rr = r * r
+        let y = r.addingProduct(p, rr) + 1
+        // Clamp n so the exponent arithmetic stays in range on lanes the selects below replace anyway.
+        let nc = n.replacing(with: 0, where: .!(x .<= expHi) .| (x .< expLo))
+        let n1 = (nc * 0.5).rounded(.down)
+        let n2 = nc - n1
+        var result = (y * pow2(n1)) * pow2(n2)
+        result.replace(with: .infinity, where: x .> expHi)
+        result.replace(with: 0, where: x .< expLo)
+        result.replace(with: x, where: x .!= x)
+        return result
+    }
+
+    @inlinable
+    static func pow2(_ n: SIMD8<Float>) -> SIMD8<Float> {
+        let bits = (n + magic).bitPattern &- magicBits &+ 127
+        return unsafeBitCast(bits &<< 23, to: SIMD8<Float>.self)
+    }
+
+    /// 1 / (1 + e^-x) on 8 lanes.
+    @inlinable
+    public static func sigmoid(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        1 / (1 + exp(-x))
+    }
+
+    /// max(x, 0) on 8 lanes; NaN stays NaN.
+    @inlinable
+    public static func relu(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        x.replacing(with: 0, where: .!(x .> 0) .& (x .== x))
+    }
+}
+
+extension SIMD8 where Scalar == Float {
+    /// The raw bits of each lane.
+    @inlinable
+    var bitPattern: SIMD8<UInt32> { unsafeBitCast(self, to: SIMD8<UInt32>.self) }
+}

@@ -1,0 +1,3 @@
+// placeholder
+import ScratchNet
+import COpenCL

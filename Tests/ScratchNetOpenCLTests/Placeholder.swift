@@ -1,0 +1,2 @@
+import Testing
+@Test func placeholderScratchNetOpenCLTests() { #expect(1 == 1) }
