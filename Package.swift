@@ -66,9 +66,9 @@ let package = Package(
             swiftSettings: cpuFlags),
         .testTarget(
             name: "ScratchNetIOTests", dependencies: ["ScratchNet", "ScratchNetIO"],
-            swiftSettings: cpuFlags),
+            resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
         .testTarget(
-            name: "CLITests", dependencies: ["ScratchNet", "ScratchNetIO", "scratchnet"],
+            name: "EndToEndTests", dependencies: ["ScratchNet", "ScratchNetIO", "ScratchNetOpenCL"],
             swiftSettings: cpuFlags),
     ],
     swiftLanguageModes: [.v6]

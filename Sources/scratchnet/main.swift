@@ -1,1 +1,1 @@
-print("scratchnet")
+print("scratchnet: under construction")

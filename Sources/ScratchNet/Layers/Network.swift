@@ -1,0 +1,220 @@
+// Network: the book's multi-layer perceptron (chapter 3's 784-50-100-10 and any other W1..Wn, b1..bn stack)
+// as a list of layers on one backend, plus the batch inference loop every command uses.
+//
+//   x (N,784) · W1 (784,50) + b1 -> sigmoid -> (N,50)
+//   · W2 (50,100) + b2 -> sigmoid -> (N,100)
+//   · W3 (100,10) + b3 -> softmax -> (N,10)
+//
+// Affine layers followed by an activation run fused (one op), which gives the same bits as running them
+// one by one (`trace`); intermediate buffers are reused across batches of the same size.
+
+import Foundation
+import Synchronization
+
+/// A weights dictionary that does not describe a network (missing or misnamed tensors).
+public struct ModelError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// What the last layer of a ``Network`` does (the book's `identity_function` or `softmax`).
+public enum OutputFunction: String, Sendable, CaseIterable {
+    /// Probabilities: row-wise softmax (classification; the default).
+    case softmax
+    /// The raw scores of the last Affine layer (regression; the book's section 3.4 toy network).
+    case identity
+}
+
+/// The book's fully connected network: Affine → activation → ... → Affine → Softmax (or identity).
+public final class Network: Sendable {
+    /// The device every layer runs on.
+    public let backend: any Backend
+    /// The layers in order: Affine1, Sigmoid1, Affine2, Sigmoid2, ..., AffineN, Softmax.
+    public let layers: [any Layer]
+    /// The hidden-layer activation.
+    public let activation: Activation
+    /// The last layer's function.
+    public let output: OutputFunction
+    /// Input width (784 for MNIST) and output width (10).
+    public let inputSize: Int
+    public let outputSize: Int
+
+    private let pool = Mutex<[Int: [Workspace]]>([:])
+
+    /// Builds the network from `W1...Wn`, `b1...bn` (as the book's `init_network` / `sample_weight.pkl`).
+    ///
+    /// Shapes are checked: W1 (in, h1), b1 (h1), W2 (h1, h2), ... A mismatch names the tensors and shapes.
+    public init(
+        weights: [String: Tensor], activation: Activation = .sigmoid, output: OutputFunction = .softmax,
+        backend: any Backend
+    ) throws {
+        var n = 0
+        while weights["W\(n + 1)"] != nil { n += 1 }
+        guard n > 0 else {
+            let keys = weights.keys.sorted().joined(separator: ", ")
+            throw ModelError("no W1 in the weights (found: \(keys.isEmpty ? "nothing" : keys)); expected W1..Wn and b1..bn as in the book's sample_weight.pkl")
+        }
+        var layers: [any Layer] = []
+        var width = 0
+        var inputSize = 0
+        for i in 1...n {
+            guard let W = weights["W\(i)"] else { throw ModelError("missing W\(i)") }
+            guard let b = weights["b\(i)"] else { throw ModelError("W\(i) has no bias b\(i) in the weights") }
+            guard W.rank == 2 else { throw ShapeError("W\(i) must be a matrix, got shape \(W.shape)") }
+            if i > 1, W.shape[0] != width {
+                throw ShapeError("W\(i) has shape \(W.shape) but W\(i - 1) outputs \(width) columns: W\(i) needs \(width) rows")
+            }
+            if i == 1 { inputSize = W.shape[0] }
+            let affine = try Affine(name: "Affine\(i)", W: W, b: b, backend: backend)
+            layers.append(affine)
+            width = W.shape[1]
+            if i < n {
+                let name = (activation == .relu ? "Relu" : activation == .sigmoid ? "Sigmoid" : "Identity") + "\(i)"
+                layers.append(ActivationLayer(name: name, activation: activation, backend: backend))
+            }
+        }
+        let extra = weights.keys.filter { key in
+            !(1...n).contains { key == "W\($0)" || key == "b\($0)" }
+        }
+        guard extra.isEmpty else {
+            throw ModelError("unexpected tensors \(extra.sorted()) besides W1..W\(n), b1..b\(n)")
+        }
+        if output == .softmax { layers.append(Softmax(backend: backend)) }
+        self.backend = backend
+        self.layers = layers
+        self.activation = activation
+        self.output = output
+        self.inputSize = inputSize
+        self.outputSize = width
+    }
+
+    /// Outputs (N, classes) (probabilities with softmax) for a batch x (N, inputSize) that is already on the device.
+    /// The returned matrix belongs to a reused workspace: read it before the next call with this batch size.
+    public func forward(_ x: DeviceMatrix) throws -> DeviceMatrix {
+        let ws = try takeWorkspace(rows: x.rows)
+        defer { giveBack(ws) }
+        return try run(x, ws)
+    }
+
+    /// Probabilities for a host batch (N, inputSize): one upload, one download.
+    public func predict(_ x: Tensor) throws -> Tensor {
+        let (rows, cols) = x.matrixShape
+        guard cols == inputSize, x.rank == 2 || x.rank == 1 else {
+            throw ShapeError("input has shape \(x.shape) but the network takes (N, \(inputSize))")
+        }
+        let ws = try takeWorkspace(rows: rows)
+        defer { giveBack(ws) }
+        try x.scalars.withUnsafeBufferPointer { try backend.write($0, to: ws.input) }
+        return try backend.download(run(ws.input, ws))
+    }
+
+    /// Runs the layers one by one (unfused) and downloads every layer's output, for finding where two
+    /// devices diverge.
+    public func trace(_ x: Tensor) throws -> [(layer: String, output: Tensor)] {
+        var current = try backend.upload(x.rank == 1 ? x.reshaped([1, x.count]) : x)
+        var outputs: [(String, Tensor)] = []
+        for layer in layers {
+            let y = try backend.makeMatrix(rows: current.rows, cols: layer.outputColumns(forInput: current.cols))
+            try layer.forward(current, into: y)
+            outputs.append((layer.name, try backend.download(y)))
+            current = y
+        }
+        return outputs
+    }
+
+    /// Classifies `count` samples in batches of `batchSize`, asking `batch` for each range of rows as a host
+    /// tensor (N, inputSize) (for MNIST: normalised images). Returns all probabilities and predictions.
+    public func infer(
+        count: Int, batchSize: Int, batch: (Range<Int>) throws -> Tensor
+    ) throws -> InferenceResult {
+        guard batchSize > 0 else { throw ModelError("batch size must be at least 1, got \(batchSize)") }
+        var probabilities = [Float](repeating: 0, count: count * outputSize)
+        var predictions = [Int](repeating: 0, count: count)
+        var start = 0
+        while start < count {
+            let end = min(start + batchSize, count)
+            let x = try batch(start..<end)
+            let p = try predict(x)
+            probabilities.withUnsafeMutableBufferPointer { dst in
+                for (i, v) in p.scalars.enumerated() { dst[start * outputSize + i] = v }
+            }
+            p.scalars.withUnsafeBufferPointer { src in
+                for r in 0..<(end - start) {
+                    let row = UnsafeBufferPointer(rebasing: src[(r * outputSize)..<((r + 1) * outputSize)])
+                    predictions[start + r] = Numerics.argmax(row)
+                }
+            }
+            start = end
+        }
+        return InferenceResult(probabilities: probabilities, predictions: predictions, classes: outputSize)
+    }
+
+    // MARK: - Execution plan
+
+    /// Buffers for one batch size: the input and one output per executed step.
+    private final class Workspace: Sendable {
+        let rows: Int
+        let input: DeviceMatrix
+        let outputs: [DeviceMatrix]
+        init(rows: Int, input: DeviceMatrix, outputs: [DeviceMatrix]) {
+            self.rows = rows
+            self.input = input
+            self.outputs = outputs
+        }
+    }
+
+    /// The fused plan: each Affine absorbs the activation layer after it.
+    private func run(_ x: DeviceMatrix, _ ws: Workspace) throws -> DeviceMatrix {
+        var current = x
+        var step = 0
+        var i = 0
+        while i < layers.count {
+            let y = ws.outputs[step]
+            if let affine = layers[i] as? Affine, i + 1 < layers.count, let act = layers[i + 1] as? ActivationLayer {
+                try affine.forward(current, activation: act.activation, into: y)
+                i += 2
+            } else {
+                try layers[i].forward(current, into: y)
+                i += 1
+            }
+            current = y
+            step += 1
+        }
+        return current
+    }
+
+    private func takeWorkspace(rows: Int) throws -> Workspace {
+        if let ws = pool.withLock({ $0[rows]?.popLast() }) { return ws }
+        var outputs: [DeviceMatrix] = []
+        var width = inputSize
+        var i = 0
+        while i < layers.count {
+            width = try layers[i].outputColumns(forInput: width)
+            if layers[i] is Affine, i + 1 < layers.count, layers[i + 1] is ActivationLayer { i += 2 } else { i += 1 }
+            outputs.append(try backend.makeMatrix(rows: rows, cols: width))
+        }
+        return Workspace(rows: rows, input: try backend.makeMatrix(rows: rows, cols: inputSize), outputs: outputs)
+    }
+
+    private func giveBack(_ ws: Workspace) {
+        pool.withLock { $0[ws.rows, default: []].append(ws) }
+    }
+}
+
+/// What a batch inference produced.
+public struct InferenceResult: Sendable {
+    /// Row-major (count, classes) probabilities.
+    public let probabilities: [Float]
+    /// argmax of each row (NumPy's rule: first maximum, NaN wins).
+    public let predictions: [Int]
+    /// Number of classes (10 for MNIST).
+    public let classes: Int
+
+    /// Fraction of predictions equal to `labels` (the book's `accuracy_cnt / len(x)`).
+    public func accuracy<L: Collection>(labels: L) -> Double where L.Element: BinaryInteger {
+        guard !predictions.isEmpty else { return 0 }
+        let correct = zip(predictions, labels).reduce(0) { $0 + ($1.0 == Int($1.1) ? 1 : 0) }
+        return Double(correct) / Double(predictions.count)
+    }
+}
