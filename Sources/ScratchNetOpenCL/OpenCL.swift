@@ -1,3 +1,0 @@
-// placeholder
-import ScratchNet
-import COpenCL

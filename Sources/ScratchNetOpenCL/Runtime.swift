@@ -1,0 +1,200 @@
+// The OpenCL runtime in four small parts, each a final class that owns one OpenCL handle and releases it in
+// `deinit`: CLContext (context + its device), CLQueue (one in-order command queue), CLProgram (a built
+// program; a failed build throws with the file name and build log), CLKernel (one kernel entry point) and
+// CLBuffer (device memory). Only the OpenCL 1.2 host API is used, so old GPU drivers work too.
+//
+// Sendability: OpenCL 1.2 makes every API call thread-safe except clSetKernelArg on the same cl_kernel;
+// OpenCLBackend serialises "set args + enqueue" under a lock, so the handles can be shared across threads.
+
+import COpenCL
+import Foundation
+
+/// An OpenCL context for one device.
+package final class CLContext: @unchecked Sendable {
+    package let handle: cl_context
+    package let device: cl_device_id
+
+    package init(device: cl_device_id) throws(OpenCLError) {
+        var status: cl_int = CL_SUCCESS
+        var dev: cl_device_id? = device
+        let ctx = clCreateContext(nil, 1, &dev, nil, nil, &status)
+        try check(status, "clCreateContext")
+        guard let ctx else { throw OpenCLError(code: CL_INVALID_CONTEXT, call: "clCreateContext") }
+        self.handle = ctx
+        self.device = device
+    }
+
+    deinit { _ = clReleaseContext(handle) }
+}
+
+/// An in-order command queue: commands run one after another in the order they were enqueued.
+package final class CLQueue: @unchecked Sendable {
+    package let handle: cl_command_queue
+    package let context: CLContext
+
+    package init(context: CLContext) throws(OpenCLError) {
+        var status: cl_int = CL_SUCCESS
+        let queue = clCreateCommandQueue(context.handle, context.device, 0, &status)
+        try check(status, "clCreateCommandQueue")
+        guard let queue else { throw OpenCLError(code: CL_INVALID_COMMAND_QUEUE, call: "clCreateCommandQueue") }
+        self.handle = queue
+        self.context = context
+    }
+
+    deinit { _ = clReleaseCommandQueue(handle) }
+
+    /// Copies `byteCount` bytes from host memory into `buffer`; returns when the host memory may be reused.
+    package func write(_ source: UnsafeRawPointer, byteCount: Int, to buffer: CLBuffer) throws(OpenCLError) {
+        try check(
+            clEnqueueWriteBuffer(handle, buffer.handle, cl_bool(CL_TRUE), 0, byteCount, source, 0, nil, nil),
+            "clEnqueueWriteBuffer")
+    }
+
+    /// Copies `byteCount` bytes of `buffer` to host memory after all earlier commands have finished.
+    package func read(_ buffer: CLBuffer, byteCount: Int, into destination: UnsafeMutableRawPointer) throws(OpenCLError) {
+        try check(
+            clEnqueueReadBuffer(handle, buffer.handle, cl_bool(CL_TRUE), 0, byteCount, destination, 0, nil, nil),
+            "clEnqueueReadBuffer")
+    }
+
+    /// Enqueues `kernel` over `global` work-items (1 to 3 dims) in work-groups of `local` (or driver-chosen if nil).
+    package func launch(_ kernel: CLKernel, global: [Int], local: [Int]?) throws(OpenCLError) {
+        let g = global
+        let status: cl_int = g.withUnsafeBufferPointer { gp in
+            if let local {
+                return local.withUnsafeBufferPointer { lp in
+                    clEnqueueNDRangeKernel(handle, kernel.handle, cl_uint(g.count), nil, gp.baseAddress, lp.baseAddress, 0, nil, nil)
+                }
+            }
+            return clEnqueueNDRangeKernel(handle, kernel.handle, cl_uint(g.count), nil, gp.baseAddress, nil, 0, nil, nil)
+        }
+        try check(status, "clEnqueueNDRangeKernel(\(kernel.name))")
+    }
+
+    /// Blocks until every enqueued command has finished.
+    package func finish() throws(OpenCLError) {
+        try check(clFinish(handle), "clFinish")
+    }
+}
+
+/// A program built from OpenCL C source for the context's device.
+package final class CLProgram: @unchecked Sendable {
+    package let handle: cl_program
+    /// The kernel file it was built from, for messages.
+    package let fileName: String
+    /// The device it was built for.
+    package let device: cl_device_id
+
+    /// Compiles and links `source`. A failure throws an ``OpenCLError`` carrying `fileName` and the build log.
+    package init(context: CLContext, source: String, options: String, fileName: String) throws(OpenCLError) {
+        var status: cl_int = CL_SUCCESS
+        let program: cl_program? = source.withCString { cstr in
+            var ptr: UnsafePointer<CChar>? = cstr
+            var length = strlen(cstr)
+            return clCreateProgramWithSource(context.handle, 1, &ptr, &length, &status)
+        }
+        if status != CL_SUCCESS {
+            throw OpenCLError(code: status, call: "clCreateProgramWithSource", file: fileName)
+        }
+        guard let program else {
+            throw OpenCLError(code: CL_INVALID_PROGRAM, call: "clCreateProgramWithSource", file: fileName)
+        }
+        self.handle = program
+        self.fileName = fileName
+        self.device = context.device
+        var dev: cl_device_id? = context.device
+        let buildStatus = clBuildProgram(program, 1, &dev, options, nil, nil)
+        if buildStatus != CL_SUCCESS {
+            throw OpenCLError(
+                code: buildStatus, call: "clBuildProgram", file: fileName,
+                buildLog: CLProgram.buildLog(program, context.device) ?? "(no build log available)",
+                hint: buildStatus == CL_INVALID_BUILD_OPTIONS ? "options were '\(options)'" : nil)
+        }
+    }
+
+    deinit { _ = clReleaseProgram(handle) }
+
+    /// The device compiler's output for the last build, if the driver provides it.
+    static func buildLog(_ program: cl_program, _ device: cl_device_id) -> String? {
+        var size = 0
+        let param = cl_program_build_info(CL_PROGRAM_BUILD_LOG)
+        guard clGetProgramBuildInfo(program, device, param, 0, nil, &size) == CL_SUCCESS, size > 0 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: size)
+        guard clGetProgramBuildInfo(program, device, param, size, &bytes, nil) == CL_SUCCESS else { return nil }
+        return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+    }
+}
+
+/// One `__kernel` function of a built program. Setting arguments is not thread-safe: callers serialise
+/// "set arguments + enqueue" per kernel (OpenCLBackend does so under its launch lock).
+package final class CLKernel: @unchecked Sendable {
+    package let handle: cl_kernel
+    package let name: String
+    /// Keeps the program alive as long as the kernel.
+    package let program: CLProgram
+    /// CL_KERNEL_WORK_GROUP_SIZE: the largest work-group this kernel can be launched with on the device.
+    package let maxWorkGroupSize: Int
+
+    package init(program: CLProgram, name: String) throws(OpenCLError) {
+        var status: cl_int = CL_SUCCESS
+        let kernel = clCreateKernel(program.handle, name, &status)
+        if status != CL_SUCCESS {
+            throw OpenCLError(
+                code: status, call: "clCreateKernel(\(name))", file: program.fileName,
+                hint: "the kernel file must define `__kernel void \(name)(...)`")
+        }
+        guard let kernel else { throw OpenCLError(code: CL_INVALID_KERNEL, call: "clCreateKernel(\(name))") }
+        self.handle = kernel
+        self.name = name
+        self.program = program
+        var size = 0
+        let q = clGetKernelWorkGroupInfo(
+            kernel, program.device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE), MemoryLayout<Int>.size, &size, nil)
+        // If the driver cannot say, assume the smallest possible limit (launches then let the driver choose).
+        self.maxWorkGroupSize = q == CL_SUCCESS && size > 0 ? size : 1
+    }
+
+    deinit { _ = clReleaseKernel(handle) }
+
+    /// Sets argument `index` to a 32-bit integer.
+    package func setArg(_ index: Int, _ value: Int32) throws(OpenCLError) {
+        var v = value
+        try check(clSetKernelArg(handle, cl_uint(index), MemoryLayout<Int32>.size, &v), "clSetKernelArg(\(name), \(index))")
+    }
+
+    /// Sets argument `index` to a buffer.
+    package func setArg(_ index: Int, _ buffer: CLBuffer) throws(OpenCLError) {
+        var mem: cl_mem? = buffer.handle
+        try check(clSetKernelArg(handle, cl_uint(index), MemoryLayout<cl_mem?>.size, &mem), "clSetKernelArg(\(name), \(index))")
+    }
+}
+
+/// A device buffer of `byteCount` bytes (always > 0: OpenCL has no empty buffers).
+package final class CLBuffer: @unchecked Sendable {
+    package let handle: cl_mem
+    package let byteCount: Int
+    /// Keeps the context alive as long as the buffer.
+    package let context: CLContext
+
+    /// Allocates `byteCount` (> 0) bytes, optionally copying them from `initialData`.
+    package init(context: CLContext, byteCount: Int, initialData: UnsafeRawPointer? = nil) throws(OpenCLError) {
+        guard byteCount > 0 else {
+            throw OpenCLError(code: CL_INVALID_BUFFER_SIZE, call: "clCreateBuffer", hint: "buffers must not be empty")
+        }
+        var flags = cl_mem_flags(CL_MEM_READ_WRITE)
+        if initialData != nil { flags |= cl_mem_flags(CL_MEM_COPY_HOST_PTR) }
+        var status: cl_int = CL_SUCCESS
+        let mem = clCreateBuffer(context.handle, flags, byteCount, UnsafeMutableRawPointer(mutating: initialData), &status)
+        if status != CL_SUCCESS {
+            throw OpenCLError(
+                code: status, call: "clCreateBuffer",
+                hint: "could not allocate \(byteCount) bytes on the device")
+        }
+        guard let mem else { throw OpenCLError(code: CL_MEM_OBJECT_ALLOCATION_FAILURE, call: "clCreateBuffer") }
+        self.handle = mem
+        self.byteCount = byteCount
+        self.context = context
+    }
+
+    deinit { _ = clReleaseMemObject(handle) }
+}

@@ -1,2 +1,0 @@
-import Testing
-@Test func placeholderScratchNetOpenCLTests() { #expect(1 == 1) }
