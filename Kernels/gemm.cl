@@ -4,7 +4,7 @@
 //          y (N,M) = act(x (N,K) · w (K,M) + bias (1,M))         (sn_affine)
 // Numerics (the contract in Sources/ScratchNet/Core/Backend.swift, bitwise equal to the CPU path):
 //   every output starts at +0 and accumulates acc = fma(a[i][k], b[k][j], acc) for k = 0..K-1 in increasing
-//   order; affine then computes acc + bias[j] and sn_activate. No split-K, no dot over k, no reduction tree:
+//   order; affine then computes acc + bias[j] and sn_activate. NaN outputs are stored as SN_NAN (sn_math.cl). No split-K, no dot over k, no reduction tree:
 //   the float8 vectors below hold 8 different OUTPUT columns, never 8 different k.
 //
 // Memory layout: all matrices row-major, densely packed (row stride = column count), float32.
@@ -100,15 +100,14 @@ inline void sn_gemm_tile(const int N, const int K, const int M,
         __global float *crow = c + i * M + j0;
         if (!with_bias && full) {
             #pragma unroll
-            for (int v = 0; v < SN_TNV; ++v) vstore8(acc[r][v], v, crow);
+            for (int v = 0; v < SN_TNV; ++v) vstore8(sn_canon8(acc[r][v]), v, crow);
         } else {
             float t[SN_TN];
             #pragma unroll
             for (int v = 0; v < SN_TNV; ++v) vstore8(acc[r][v], v, t);
             for (int l = 0; l < width; ++l) {
                 float y = t[l];
-                if (with_bias) y = sn_activate(y + bias[j0 + l], act);
-                crow[l] = y;
+                crow[l] = with_bias ? sn_activate(y + bias[j0 + l], act) : sn_canon(y);
             }
         }
     }

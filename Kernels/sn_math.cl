@@ -22,6 +22,17 @@
 #define SN_EXP_LO    -0x1.5cp+6f
 #define SN_MAGIC      0x1.8p+23f
 #define SN_MAGIC_BITS 0x4B400000u
+// The only NaN ScratchNet's ops produce (Numerics.canonicalNaN): every NaN output is replaced by it, since
+// IEEE 754 leaves a NaN result's sign and payload to the hardware (x86: 0xFFC00000, most GPUs: 0x7FC00000).
+#define SN_NAN        as_float(0x7FC00000u)
+
+inline float sn_canon(float x) {
+    return isnan(x) ? SN_NAN : x;
+}
+
+inline float8 sn_canon8(float8 x) {
+    return select(x, (float8)(SN_NAN), isnan(x));
+}
 
 // 2^n for an integer-valued float n in [-126, 127], built from exponent bits.
 inline float sn_pow2(float n) {
@@ -29,9 +40,9 @@ inline float sn_pow2(float n) {
     return as_float(bits << 23);
 }
 
-// e^x: NaN -> NaN, x > 88.72 -> +inf, x < -87 -> +0 (flush decided on the input: never a denormal).
+// e^x: NaN -> SN_NAN, x > 88.72 -> +inf, x < -87 -> +0 (flush decided on the input: never a denormal).
 inline float sn_exp(float x) {
-    if (isnan(x)) return x;
+    if (isnan(x)) return SN_NAN;
     if (x > SN_EXP_HI) return INFINITY;
     if (x < SN_EXP_LO) return 0.0f;
     float n = rint(x * SN_LOG2E);
@@ -51,12 +62,12 @@ inline float sn_exp(float x) {
 }
 
 inline float sn_sigmoid(float x) {
-    return 1.0f / (1.0f + sn_exp(-x));
+    return sn_canon(1.0f / (1.0f + sn_exp(-x)));
 }
 
-// max(x, 0); NaN stays NaN, -0 becomes +0.
+// max(x, 0); NaN -> SN_NAN, -0 becomes +0.
 inline float sn_relu(float x) {
-    return x > 0.0f ? x : (isnan(x) ? x : 0.0f);
+    return x > 0.0f ? x : (isnan(x) ? SN_NAN : 0.0f);
 }
 
 // Activation codes shared with the host (Activation enum order: identity, sigmoid, relu).
@@ -67,5 +78,5 @@ inline float sn_relu(float x) {
 inline float sn_activate(float x, int act) {
     if (act == SN_ACT_SIGMOID) return sn_sigmoid(x);
     if (act == SN_ACT_RELU) return sn_relu(x);
-    return x;
+    return sn_canon(x);
 }

@@ -2,7 +2,7 @@
 //
 // Purpose: for each row: m = max by `v > m` starting from -inf; e[j] = sn_exp(x[j] - m); s = sum of e from
 //   left to right starting at +0; y[j] = e[j] / s (correctly rounded division: the host builds with
-//   -cl-fp32-correctly-rounded-divide-sqrt). A NaN or +inf in a row makes the whole row NaN, as on the CPU.
+//   -cl-fp32-correctly-rounded-divide-sqrt). A NaN or +inf in a row makes the whole row NaN (SN_NAN), as on the CPU.
 //   The sum is deliberately sequential (no tree reduction), so the bits match the CPU path.
 // Memory layout: x and y are N×M row-major float32; y may be x (each element is read before it is
 //   overwritten, and only by its own work-item).
@@ -29,5 +29,5 @@ __kernel void sn_softmax_rows(const int N, const int M, __global const float *x,
         yr[j] = e;
         s = s + e;
     }
-    for (int j = 0; j < M; ++j) yr[j] = yr[j] / s;
+    for (int j = 0; j < M; ++j) yr[j] = sn_canon(yr[j] / s);
 }

@@ -77,8 +77,8 @@ struct CPUBackendTests {
                 #expect(got.matmul.scalars.contains { $0.isNaN })
                 // NaN payloads/signs are not part of the contract (x86 keeps whichever NaN operand comes
                 // first in the instruction); every other value must match bit for bit.
-                #expect(sameBitsUpToNaNPayload(got.matmul.scalars, wantC.scalars))
-                #expect(sameBitsUpToNaNPayload(got.affine.scalars, wantY.scalars))
+                #expect(Comparison(got.matmul.scalars, wantC.scalars).isBitwiseEqual)
+                #expect(Comparison(got.affine.scalars, wantY.scalars).isBitwiseEqual)
             }
         }
     }
@@ -93,12 +93,12 @@ struct CPUBackendTests {
             let dx = try cpu.upload(x)
             let dy = try cpu.makeMatrix(rows: n, cols: m)
             try cpu.apply(activation, dx, into: dy)
-            // NaN in, NaN out; the NaN's sign/payload is not part of the contract (see TestSupport).
+            // NaN in, canonical NaN out (Numerics.canonicalNaN): bit for bit.
             let got = try cpu.download(dy).scalars
-            #expect(sameBitsUpToNaNPayload(got, want.scalars), "(\(n),\(m)): \(Comparison(got, want.scalars))")
+            #expect(Comparison(got, want.scalars).isBitwiseEqual, "(\(n),\(m)): \(Comparison(got, want.scalars))")
             #expect(got.filter(\.isNaN).count == want.scalars.filter(\.isNaN).count)
             try cpu.apply(activation, dx, into: dx)
-            #expect(sameBitsUpToNaNPayload(try cpu.download(dx).scalars, want.scalars), "in place (\(n),\(m))")
+            #expect(Comparison(try cpu.download(dx).scalars, want.scalars).isBitwiseEqual, "in place (\(n),\(m))")
         }
     }
 
@@ -117,10 +117,10 @@ struct CPUBackendTests {
             let dy = try cpu.makeMatrix(rows: n, cols: m)
             try cpu.softmaxRows(dx, into: dy)
             let got = try cpu.download(dy)
-            #expect(sameBitsUpToNaNPayload(got.scalars, want.scalars), "(\(n),\(m))")
+            #expect(Comparison(got.scalars, want.scalars).isBitwiseEqual, "(\(n),\(m))")
             #expect(Comparison(got.scalars.filter { !$0.isNaN }, want.scalars.filter { !$0.isNaN }).isBitwiseEqual)
             try cpu.softmaxRows(dx, into: dx)
-            #expect(sameBitsUpToNaNPayload(try cpu.download(dx).scalars, want.scalars), "in place (\(n),\(m))")
+            #expect(Comparison(try cpu.download(dx).scalars, want.scalars).isBitwiseEqual, "in place (\(n),\(m))")
             #expect(try cpu.argmaxRows(dy) == Reference.argmaxRows(want))
         }
         // Book numbers through the backend.

@@ -24,16 +24,6 @@ func randomTensor(_ rows: Int, _ cols: Int, in range: ClosedRange<Float> = -2...
     return (try? Tensor(shape: [rows, cols], scalars: values)) ?? Tensor(zeros: [rows, cols])
 }
 
-/// Bitwise equal, except that two NaNs count as equal whatever their sign and payload. NaN bits are not
-/// reproducible: x86 keeps the payload of whichever NaN operand an instruction names first, and LLVM may
-/// rewrite NaN-producing code (e.g. fold `-x` into a multiply), so scalar and SIMD code, or two builds,
-/// can return NaNs of different sign. The numerics contract only promises NaN in, NaN out.
-func sameBitsUpToNaNPayload(_ a: [Float], _ b: [Float]) -> Bool {
-    guard a.count == b.count else { return false }
-    for (x, y) in zip(a, b) where x.bitPattern != y.bitPattern && !(x.isNaN && y.isNaN) { return false }
-    return true
-}
-
 /// Distance in units in the last place between two finite floats of the same sign.
 func ulpDistance(_ a: Float, _ b: Float) -> Int {
     func key(_ x: Float) -> Int64 {

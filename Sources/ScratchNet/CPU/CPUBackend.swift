@@ -106,8 +106,12 @@ public final class CPUBackend: Backend {
         var i = 0
         switch activation {
         case .identity:
-            if src != dst { dst.update(from: src, count: n) }
-            i = n
+            // A copy, except that any NaN becomes the canonical NaN (as every op output).
+            while i + 8 <= n {
+                store8(Numerics.canonical(load8(src + i)), dst + i)
+                i += 8
+            }
+            while i < n { dst[i] = Numerics.canonical(src[i]); i += 1 }
         case .sigmoid:
             while i + 8 <= n {
                 store8(Numerics.sigmoid(load8(src + i)), dst + i)
@@ -146,10 +150,10 @@ public final class CPUBackend: Backend {
             let sv = SIMD8<Float>(repeating: s)
             j = 0
             while j + 8 <= cols {
-                store8(load8(dst + j) / sv, dst + j)
+                store8(Numerics.canonical(load8(dst + j) / sv), dst + j)
                 j += 8
             }
-            while j < cols { dst[j] = dst[j] / s; j += 1 }
+            while j < cols { dst[j] = Numerics.canonical(dst[j] / s); j += 1 }
         }
         sy.didWrite()
     }

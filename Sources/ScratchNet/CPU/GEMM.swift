@@ -158,16 +158,12 @@ enum GEMM {
         return (lo, hi)
     }
 
-    /// Bias add (if any), then the activation, on one SIMD8 of outputs.
+    /// Bias add (if any), then the activation (identity included: it canonicalises NaN), on one SIMD8.
     @inline(__always)
     static func finish(_ acc: SIMD8<Float>, _ bias: SIMD8<Float>?, _ activation: Activation) -> SIMD8<Float> {
         var v = acc
         if let bias { v = v + bias }
-        switch activation {
-        case .identity: return v
-        case .sigmoid: return Numerics.sigmoid(v)
-        case .relu: return Numerics.relu(v)
-        }
+        return Numerics.activate(v, activation)
     }
 
     /// Stores lanes 0 ..< count (≤ 8) of v at p.

@@ -5,7 +5,8 @@
 /// Plain scalar-loop implementations of the ``Backend`` ops on host ``Tensor``s, for tests and parity
 /// checks. Slow by design; rank-1 tensors count as 1×n matrices.
 public enum Reference {
-    /// c (N,M) = a (N,K) · b (K,M): c[i][j] = +0, then fma(a[i][k], b[k][j], c) for k = 0..<K.
+    /// c (N,M) = a (N,K) · b (K,M): c[i][j] = +0, then fma(a[i][k], b[k][j], c) for k = 0..<K; a NaN
+    /// result is stored as ``Numerics/canonicalNaN``.
     public static func matmul(_ a: Tensor, _ b: Tensor) throws(ShapeError) -> Tensor {
         let (n, k) = try matrix(a, "matmul: a")
         let (kb, m) = try matrix(b, "matmul: b")
@@ -17,7 +18,7 @@ public enum Reference {
             for j in 0..<m {
                 var acc: Float = 0
                 for p in 0..<k { acc = acc.addingProduct(a.scalars[i * k + p], b.scalars[p * m + j]) }
-                c[i * m + j] = acc
+                c[i * m + j] = Numerics.canonical(acc)
             }
         }
         return try Tensor(shape: [n, m], scalars: c)

@@ -6,6 +6,10 @@
 // more, which would break bitwise parity. This one uses only operations IEEE 754 defines exactly
 // (+, -, *, fma, rint, comparisons, exponent-bit arithmetic), so it gives the same bits everywhere.
 // Accuracy: within 2 ulp of the true exp on [-87, 88.72] (checked against Double in the tests).
+//
+// NaN: IEEE 754 leaves the sign and payload of a NaN result open (x86 makes 0xFFC00000 from inf - inf, ARM and
+// most GPUs 0x7FC00000, and compilers may flip a NaN's sign), so every op output that is NaN is replaced by the
+// one canonical NaN (``Numerics/canonicalNaN``). That keeps NaN outputs bitwise identical too.
 
 /// Bit-exact float32 math shared by every backend.
 public enum Numerics {
@@ -31,10 +35,25 @@ public enum Numerics {
     @usableFromInline static let magic: Float = 0x1.8p+23
     @usableFromInline static let magicBits: UInt32 = 0x4B40_0000
 
-    /// e^x, bit-identical on every backend. NaN → NaN, x > 88.72 → +inf, x < -87 → +0.
+    /// The only NaN ScratchNet's ops produce: a positive quiet NaN with an empty payload (0x7FC00000).
+    public static let canonicalNaN = Float(bitPattern: 0x7FC0_0000)
+
+    /// `x`, or ``canonicalNaN`` if `x` is any NaN.
+    @inlinable
+    public static func canonical(_ x: Float) -> Float {
+        x.isNaN ? canonicalNaN : x
+    }
+
+    /// Each lane of `x`, or ``canonicalNaN`` where the lane is any NaN.
+    @inlinable
+    public static func canonical(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        x.replacing(with: canonicalNaN, where: x .!= x)
+    }
+
+    /// e^x, bit-identical on every backend. NaN → canonical NaN, x > 88.72 → +inf, x < -87 → +0.
     @inlinable
     public static func exp(_ x: Float) -> Float {
-        if x.isNaN { return x }
+        if x.isNaN { return canonicalNaN }
         if x > expHi { return .infinity }
         if x < expLo { return 0 }
         // n = round(x / ln2), r = x - n ln2 in [-ln2/2, ln2/2]
@@ -64,30 +83,30 @@ public enum Numerics {
         return Float(bitPattern: bits &<< 23)
     }
 
-    /// 1 / (1 + e^-x).
+    /// 1 / (1 + e^-x); NaN → canonical NaN.
     @inlinable
     public static func sigmoid(_ x: Float) -> Float {
-        1 / (1 + exp(-x))
+        canonical(1 / (1 + exp(-x)))
     }
 
-    /// max(x, 0); NaN stays NaN, -0 becomes +0.
+    /// max(x, 0); NaN → canonical NaN, -0 becomes +0.
     @inlinable
     public static func relu(_ x: Float) -> Float {
-        x > 0 ? x : (x.isNaN ? x : 0)
+        x > 0 ? x : (x.isNaN ? canonicalNaN : 0)
     }
 
     /// Applies an activation to one value.
     @inlinable
     public static func activate(_ x: Float, _ activation: Activation) -> Float {
         switch activation {
-        case .identity: return x
+        case .identity: return canonical(x)
         case .sigmoid: return sigmoid(x)
         case .relu: return relu(x)
         }
     }
 
     /// Softmax of one row in place: m = max (by `x > m`, from -inf), e = exp(x - m), s = sum of e
-    /// from left to right starting at +0, y = e / s. A NaN or +inf anywhere makes the row NaN.
+    /// from left to right starting at +0, y = e / s. A NaN or +inf anywhere makes the row (canonical) NaN.
     @inlinable
     public static func softmax(_ row: UnsafeMutableBufferPointer<Float>) {
         var m = -Float.infinity
@@ -98,7 +117,7 @@ public enum Numerics {
             row[j] = e
             s += e
         }
-        for j in row.indices { row[j] = row[j] / s }
+        for j in row.indices { row[j] = canonical(row[j] / s) }
     }
 
     /// Index of the first maximum of a row; the first NaN wins if there is one (NumPy's rule). 0 if empty.
@@ -138,7 +157,7 @@ public enum Numerics {
         var result = (y * pow2(n1)) * pow2(n2)
         result.replace(with: .infinity, where: x .> expHi)
         result.replace(with: 0, where: x .< expLo)
-        result.replace(with: x, where: x .!= x)
+        result.replace(with: canonicalNaN, where: x .!= x)
         return result
     }
 
@@ -148,16 +167,26 @@ public enum Numerics {
         return unsafeBitCast(bits &<< 23, to: SIMD8<Float>.self)
     }
 
-    /// 1 / (1 + e^-x) on 8 lanes.
+    /// 1 / (1 + e^-x) on 8 lanes; NaN → canonical NaN.
     @inlinable
     public static func sigmoid(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        1 / (1 + exp(-x))
+        canonical(1 / (1 + exp(-x)))
     }
 
-    /// max(x, 0) on 8 lanes; NaN stays NaN.
+    /// max(x, 0) on 8 lanes; NaN → canonical NaN.
     @inlinable
     public static func relu(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        x.replacing(with: 0, where: .!(x .> 0) .& (x .== x))
+        canonical(x.replacing(with: 0, where: .!(x .> 0) .& (x .== x)))
+    }
+
+    /// An activation on 8 lanes (identity canonicalises NaN, like every op output).
+    @inlinable
+    public static func activate(_ x: SIMD8<Float>, _ activation: Activation) -> SIMD8<Float> {
+        switch activation {
+        case .identity: return canonical(x)
+        case .sigmoid: return sigmoid(x)
+        case .relu: return relu(x)
+        }
     }
 }
 
