@@ -1,0 +1,200 @@
+// Downloads: fetches the MNIST files and the book's sample_weight.pkl, verifying each against a known SHA-256
+// before it is renamed into place (so a failed or tampered download never leaves a file under the final name),
+// plus the default locations of data and weights. Works offline too: present, valid files are not downloaded
+// again, and failures say which file to put where.
+
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Fetching and locating the data ScratchNet needs.
+public enum Downloads {
+    /// One file to fetch.
+    public struct Item: Sendable, Equatable {
+        /// The file name, e.g. `t10k-images-idx3-ubyte.gz`.
+        public let name: String
+        /// Where to download it from.
+        public let url: URL
+        /// The expected lowercase hex SHA-256 of the file.
+        public let sha256: String
+        /// Further SHA-256 values that are also accepted (the same content published with other gzip headers).
+        public let alsoAccepted: [String]
+        /// The folder inside the target directory, e.g. `mnist` or `book`.
+        public let subfolder: String
+
+        /// Creates an item; `sha256` and `alsoAccepted` are compared case-insensitively.
+        public init(name: String, url: URL, sha256: String, subfolder: String, alsoAccepted: [String] = []) {
+            self.name = name
+            self.url = url
+            self.sha256 = sha256.lowercased()
+            self.alsoAccepted = alsoAccepted.map { $0.lowercased() }
+            self.subfolder = subfolder
+        }
+
+        /// True if `digest` is one of the accepted SHA-256 values.
+        public func accepts(_ digest: String) -> Bool {
+            digest.lowercased() == sha256 || alsoAccepted.contains(digest.lowercased())
+        }
+    }
+
+    /// The MNIST mirror of the book's `dataset/mnist.py` (newer revisions of oreilly-japan/deep-learning-from-scratch;
+    /// the original http://yann.lecun.com/exdb/mnist/ no longer serves the files).
+    public static let mnistMirror = fixedURL("https://ossci-datasets.s3.amazonaws.com/mnist/")
+    /// The book's pretrained chapter-3 weights.
+    public static let weightsURL = fixedURL("https://github.com/oreilly-japan/deep-learning-from-scratch/raw/master/ch03/sample_weight.pkl")
+
+    /// The four MNIST files and the book's sample_weight.pkl, from their usual locations, or from
+    /// `$SCRATCHNET_MIRROR` (a base URL holding all five files) when that is set in the process environment.
+    public static let book: [Item] = book(environment: ProcessInfo.processInfo.environment)
+
+    /// The book's files; with `SCRATCHNET_MIRROR` set in `environment`, every item is fetched from
+    /// `<mirror>/<name>` instead.
+    ///
+    /// SHA-256 values: the first of each MNIST file is that of the copies in the project's shared data folder
+    /// (`/work/shared/mnist`, gzip headers dated 2021); `alsoAccepted` holds the digest published for the same
+    /// file by TensorFlow Datasets and torch.rb (`tensorflow_datasets/url_checksums/mnist.txt`,
+    /// ankane/torch.rb `lib/torch/.../mnist.rb`, for the storage.googleapis.com/cvdf-datasets and
+    /// ossci-datasets mirrors). train-images-idx3-ubyte.gz is not in the shared folder, so only its published
+    /// digest is used (9,912,422 bytes, SHA-256 440fcabf...3609, same sources).
+    public static func book(environment: [String: String]) -> [Item] {
+        let mirror = environment["SCRATCHNET_MIRROR"].flatMap { $0.isEmpty ? nil : $0 }
+        func at(_ base: URL, _ name: String) -> URL {
+            if let mirror { return fixedURL(mirror.hasSuffix("/") ? mirror + name : mirror + "/" + name) }
+            return base.appendingPathComponent(name)
+        }
+        let weights: URL
+        if let mirror {
+            weights = fixedURL(mirror.hasSuffix("/") ? mirror + "sample_weight.pkl" : mirror + "/sample_weight.pkl")
+        } else {
+            weights = weightsURL
+        }
+        return [
+            Item(name: "train-images-idx3-ubyte.gz", url: at(mnistMirror, "train-images-idx3-ubyte.gz"),
+                 sha256: "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", subfolder: "mnist"),
+            Item(name: "train-labels-idx1-ubyte.gz", url: at(mnistMirror, "train-labels-idx1-ubyte.gz"),
+                 sha256: "ec02e7948609e5754d47881c09b8afdd8dfa60600b9e5388c8c54a67069ec772", subfolder: "mnist",
+                 alsoAccepted: ["3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"]),
+            Item(name: "t10k-images-idx3-ubyte.gz", url: at(mnistMirror, "t10k-images-idx3-ubyte.gz"),
+                 sha256: "167310007f03058885c7e95e6c0b19c20de5c7fd3031f4cbdadc9014a523d80b", subfolder: "mnist",
+                 alsoAccepted: ["8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"]),
+            Item(name: "t10k-labels-idx1-ubyte.gz", url: at(mnistMirror, "t10k-labels-idx1-ubyte.gz"),
+                 sha256: "fc607395669ec21321ea83e4b82c0544b7e8e63ff5b34337c06bc0a17cc0da3c", subfolder: "mnist",
+                 alsoAccepted: ["f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"]),
+            Item(name: "sample_weight.pkl", url: weights,
+                 sha256: "b7f55a27988ba34c3777b0f1bbd464817c8a4db855723e6ff26f703501917a13", subfolder: "book"),
+        ]
+    }
+
+    /// The largest file `fetch` accepts (MNIST's biggest file is under 10 MB).
+    public static let maxDownloadSize = 256 << 20
+
+    /// Fetches every item that is missing from `dir/<subfolder>/<name>` or does not match its SHA-256. Each
+    /// download goes to a temporary file in the same folder, is verified, and only then renamed into place; a
+    /// failed or mismatching download leaves nothing behind. Progress and results go to `log`, one line each.
+    ///
+    /// All items are attempted; if any fails, the error lists every failure and what to do (place the file
+    /// manually, set `MNIST_DIR`, or set `SCRATCHNET_MIRROR`).
+    public static func fetch(_ items: [Item], into dir: URL, log: @Sendable (String) -> Void) async throws(LoadError) {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = 30
+        configuration.timeoutIntervalForResource = 600
+        let session = URLSession(configuration: configuration)
+        defer { session.finishTasksAndInvalidate() }
+
+        var failures: [LoadError] = []
+        for item in items {
+            do {
+                try await fetch(item, into: dir, session: session, log: log)
+            } catch {
+                log("\(item.name): failed")
+                failures.append(error)
+            }
+        }
+        guard !failures.isEmpty else { return }
+        if failures.count == 1, let only = failures.first { throw only }
+        throw LoadError(dir.path, "\(failures.count) of \(items.count) files could not be fetched:\n  " + failures.map(\.description).joined(separator: "\n  "))
+    }
+
+    private static func fetch(_ item: Item, into dir: URL, session: URLSession, log: @Sendable (String) -> Void) async throws(LoadError) {
+        let folder = dir.appendingPathComponent(item.subfolder)
+        let destination = folder.appendingPathComponent(item.name)
+        let fm = FileManager.default
+        if fm.fileExists(atPath: destination.path) {
+            let digest = (try? Data(contentsOf: destination)).map(SHA256.hex) ?? "(unreadable)"
+            if item.accepts(digest) {
+                log("\(item.name): present, SHA-256 ok (\(destination.path))")
+                return
+            }
+            log("\(item.name): present but its SHA-256 is \(digest), expected \(item.sha256); downloading it again")
+        }
+        let manualFix = "this machine may be offline or the server unreachable: download \(item.url.absoluteString) elsewhere and place it in \(folder.path)"
+            + (item.subfolder == "mnist" ? " (or set MNIST_DIR to a folder that has the MNIST files)" : "")
+            + ", or set SCRATCHNET_MIRROR to a reachable mirror"
+        do {
+            try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            throw LoadError(folder.path, "cannot create the folder (\(error.localizedDescription))", fix: "choose a writable directory")
+        }
+        log("\(item.name): downloading \(item.url.absoluteString)")
+        let data: Data
+        let response: URLResponse
+        do {
+            (data, response) = try await session.data(for: URLRequest(url: item.url))
+        } catch {
+            throw LoadError(item.url.absoluteString, "download of \(item.name) failed (\(error.localizedDescription))", fix: manualFix)
+        }
+        if let http = response as? HTTPURLResponse, http.statusCode != 200 {
+            throw LoadError(item.url.absoluteString, "download of \(item.name) failed: HTTP status \(http.statusCode)", fix: manualFix)
+        }
+        guard data.count <= maxDownloadSize else {
+            throw LoadError(item.url.absoluteString, "\(item.name) is \(data.count) bytes, more than the \(maxDownloadSize)-byte limit", fix: manualFix)
+        }
+        // Temporary file, verify, rename.
+        let temp = FileOps.temporaryURL(next: destination)
+        do {
+            try data.write(to: temp)
+        } catch {
+            throw LoadError(destination.path, "cannot write (\(error.localizedDescription))", fix: "choose a writable directory")
+        }
+        let digest = SHA256.hex((try? Data(contentsOf: temp)) ?? Data())
+        guard item.accepts(digest) else {
+            try? fm.removeItem(at: temp)
+            throw LoadError(item.url.absoluteString, "downloaded \(item.name) (\(data.count) bytes) has SHA-256 \(digest), expected \(item.sha256); it was discarded",
+                            fix: "the server sent a different or damaged file: try again later, or " + manualFix.replacingOccurrences(of: "this machine may be offline or the server unreachable: ", with: ""))
+        }
+        try FileOps.replace(destination, with: temp)
+        log("\(item.name): downloaded \(data.count) bytes, SHA-256 ok -> \(destination.path)")
+    }
+
+    /// Where `scratchnet download` puts files: `$SCRATCHNET_DATA` if set, else `../shared` or `./shared` if that
+    /// folder exists, else `./shared`. MNIST goes to `<dir>/mnist`, the weights to `<dir>/book`, which is where
+    /// ``MNIST/defaultDirectory(environment:)`` and ``defaultWeights(environment:)`` look.
+    public static func defaultDirectory(environment: [String: String]) -> URL {
+        if let dir = environment["SCRATCHNET_DATA"], !dir.isEmpty { return URL(fileURLWithPath: dir) }
+        return existing(["../shared", "./shared"], isDirectory: true) ?? URL(fileURLWithPath: "./shared").standardizedFileURL
+    }
+
+    /// The book's weights: `$SCRATCHNET_WEIGHTS` if set; else `../shared/book/sample_weight.pkl` or
+    /// `./shared/book/sample_weight.pkl` (relative to the current directory) if present; else nil.
+    public static func defaultWeights(environment: [String: String]) -> URL? {
+        if let path = environment["SCRATCHNET_WEIGHTS"], !path.isEmpty { return URL(fileURLWithPath: path) }
+        return existing(["../shared/book/sample_weight.pkl", "./shared/book/sample_weight.pkl"], isDirectory: false)
+    }
+
+    /// The first of `paths` (relative to the current directory) that exists as a folder (or file).
+    static func existing(_ paths: [String], isDirectory: Bool) -> URL? {
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        for path in paths {
+            let url = cwd.appendingPathComponent(path).standardizedFileURL
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue == isDirectory { return url }
+        }
+        return nil
+    }
+
+    /// A URL from a string known to be well formed (constants and the mirror setting).
+    static func fixedURL(_ s: String) -> URL {
+        URL(string: s) ?? URL(fileURLWithPath: s)
+    }
+}

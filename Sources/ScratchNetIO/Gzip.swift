@@ -1,0 +1,135 @@
+// Gzip and raw-deflate decompression through zlib (the CZlib system module): gzip for MNIST's .gz IDX files,
+// raw deflate for the members of .npz archives, and CRC-32 for checking zip members. Output is capped so a
+// corrupt or hostile file cannot exhaust memory.
+
+import CZlib
+import Foundation
+
+/// Gzip detection and decompression.
+public enum Gzip {
+    /// True when `data` starts with the gzip magic bytes 1f 8b.
+    public static func isGzip(_ data: Data) -> Bool {
+        data.count >= 2 && data[data.startIndex] == 0x1F && data[data.startIndex + 1] == 0x8B
+    }
+
+    /// Returns `data` unchanged unless it starts with the gzip magic 1f 8b, in which case it is decompressed
+    /// (all members of a multi-member file, as `gunzip` does; trailing zero padding is ignored).
+    ///
+    /// - Parameters:
+    ///   - source: the file name for error messages.
+    ///   - maxOutput: the largest decompressed size accepted, in bytes.
+    /// - Throws: ``LoadError`` when the data is truncated, corrupt, fails its CRC, or exceeds `maxOutput`.
+    public static func decompressIfNeeded(_ data: Data, source: String, maxOutput: Int) throws(LoadError) -> Data {
+        guard isGzip(data) else { return data }
+        let bytes = [UInt8](data)
+        return Data(try Zlib.inflate(bytes[...], format: .gzip, maxOutput: maxOutput, source: source))
+    }
+}
+
+/// zlib wrappers shared by Gzip and the .npz reader.
+enum Zlib {
+    enum Format {
+        /// RFC 1952 gzip: zlib windowBits 15 + 16.
+        case gzip
+        /// RFC 1951 raw deflate (zip members): windowBits -15.
+        case rawDeflate
+
+        var windowBits: Int32 { self == .gzip ? 15 + 16 : -15 }
+    }
+
+    /// Decompresses `input`. For gzip, further members after the first are decompressed too.
+    /// `expectedSize`, when known (zip members), sizes the buffer and is checked.
+    static func inflate(_ input: ArraySlice<UInt8>, format: Format, maxOutput: Int, expectedSize: Int? = nil,
+                        source: String) throws(LoadError) -> [UInt8] {
+        guard input.count <= Int(UInt32.max) else {
+            throw LoadError(source, "compressed data of \(input.count) bytes is too large for ScratchNet's reader")
+        }
+        let what = format == .gzip ? "gzip data" : "deflate data"
+        if let expectedSize, expectedSize > maxOutput {
+            throw LoadError(source, "\(what) would decompress to \(expectedSize) bytes, more than the \(maxOutput)-byte limit",
+                            fix: "the file is damaged or not what ScratchNet expects here")
+        }
+        var stream = z_stream()
+        let initStatus = inflateInit2_(&stream, format.windowBits, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+        guard initStatus == Z_OK else { throw LoadError(source, "zlib could not start (inflateInit2 status \(initStatus))") }
+        defer { inflateEnd(&stream) }
+
+        var output = [UInt8](repeating: 0, count: max(1, min(maxOutput + 1, expectedSize ?? max(input.count * 4, 1 << 16))))
+        var produced = 0
+        var failure: LoadError?
+        input.withUnsafeBytes { (src: UnsafeRawBufferPointer) in
+            guard let base = src.baseAddress?.assumingMemoryBound(to: Bytef.self) else {
+                failure = LoadError(source, "\(what) is empty", fix: "the file is truncated; download or export it again")
+                return
+            }
+            stream.next_in = UnsafeMutablePointer(mutating: base)
+            stream.avail_in = uInt(src.count)
+            while true {
+                if produced == output.count {
+                    guard output.count <= maxOutput else {
+                        failure = LoadError(source, "\(what) decompresses to more than the \(maxOutput)-byte limit",
+                                            fix: "the file is damaged or not what ScratchNet expects here")
+                        return
+                    }
+                    output.append(contentsOf: repeatElement(0, count: min(output.count, maxOutput + 1 - output.count)))
+                }
+                let room = min(output.count - produced, Int(UInt32.max))
+                let status: Int32 = output.withUnsafeMutableBufferPointer { out in
+                    stream.next_out = out.baseAddress.map { $0 + produced }
+                    stream.avail_out = uInt(room)
+                    return CZlib.inflate(&stream, Z_NO_FLUSH)
+                }
+                produced += room - Int(stream.avail_out)
+                switch status {
+                case Z_OK:
+                    continue
+                case Z_STREAM_END:
+                    let left = Int(stream.avail_in)
+                    if format == .gzip, left >= 2, stream.next_in[0] == 0x1F, stream.next_in[1] == 0x8B {
+                        inflateReset(&stream) // another gzip member follows
+                        continue
+                    }
+                    if left > 0, format == .gzip, !(0..<left).allSatisfy({ stream.next_in[$0] == 0 }) {
+                        failure = LoadError(source, "\(left) bytes of unexpected data after the end of the gzip stream",
+                                            fix: "the file is damaged; download it again")
+                    }
+                    return
+                case Z_BUF_ERROR where stream.avail_out == 0:
+                    continue // output full; grown above
+                case Z_BUF_ERROR:
+                    failure = LoadError(source, "\(what) ends early (the file is truncated)", fix: "download or export it again")
+                    return
+                default:
+                    let msg = stream.msg.map { String(cString: $0) } ?? "status \(status)"
+                    failure = LoadError(source, "corrupt \(what): zlib says '\(msg)'", fix: "the file is damaged; download or export it again")
+                    return
+                }
+            }
+        }
+        if let failure { throw failure }
+        guard produced <= maxOutput else {
+            throw LoadError(source, "\(what) decompresses to more than the \(maxOutput)-byte limit", fix: "the file is damaged or not what ScratchNet expects here")
+        }
+        if let expectedSize, produced != expectedSize {
+            throw LoadError(source, "\(what) decompressed to \(produced) bytes, but the archive says \(expectedSize)", fix: "the file is damaged; export it again")
+        }
+        output.removeSubrange(produced...)
+        return output
+    }
+
+    /// CRC-32 (the zip/gzip checksum) of `bytes`.
+    static func crc32(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+        var crc: uLong = CZlib.crc32(0, nil, 0)
+        bytes.withUnsafeBytes { raw in
+            var p = raw.baseAddress?.assumingMemoryBound(to: Bytef.self)
+            var left = raw.count
+            while left > 0, let base = p {
+                let n = min(left, Int(UInt32.max))
+                crc = CZlib.crc32(crc, base, uInt(n))
+                p = base + n
+                left -= n
+            }
+        }
+        return UInt32(truncatingIfNeeded: crc)
+    }
+}

@@ -1,2 +1,0 @@
-import Testing
-@Test func placeholderScratchNetIOTests() { #expect(1 == 1) }
