@@ -1,0 +1,66 @@
+// `scratchnet infer`: the book's chapter-3 batch inference (neuralnet_mnist_batch.py) on one device.
+
+import ArgumentParser
+import Foundation
+import ScratchNet
+import ScratchNetIO
+
+struct InferCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "infer",
+        abstract: "Classify the MNIST test set with pretrained weights on one device; print accuracy and speed.")
+
+    @OptionGroup var deviceOptions: DeviceOptions
+    @OptionGroup var weightsOptions: WeightsOptions
+    @OptionGroup var dataOptions: DataOptions
+
+    @Option(help: "Images per batch (the book uses 100).")
+    var batchSize: Int = 100
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    struct Report: Codable {
+        var device: String
+        var deviceName: String
+        var images: Int
+        var batchSize: Int
+        var accuracy: Double
+        var correct: Int
+        var seconds: Double
+        var imagesPerSecond: Double
+        var setupSeconds: Double
+    }
+
+    func validate() throws {
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+    }
+
+    func run() throws {
+        let weights = try weightsOptions.load()
+        let test = try dataOptions.testSet()
+        let t0 = now()
+        let backend = try deviceOptions.select()
+        let network = try Network(weights: weights, activation: weightsOptions.activation, backend: backend)
+        guard network.inputSize == test.rows * test.cols else {
+            throw CLIError("the weights take \(network.inputSize) inputs but the images have \(test.rows)x\(test.cols) = \(test.rows * test.cols) pixels")
+        }
+        let t1 = now()
+        let result = try network.infer(count: test.count, batchSize: batchSize) { test.images($0) }
+        let t2 = now()
+        let accuracy = result.accuracy(labels: test.labels)
+        let report = Report(
+            device: backend.device.id, deviceName: backend.device.name, images: test.count, batchSize: batchSize,
+            accuracy: accuracy, correct: Int((accuracy * Double(test.count)).rounded()), seconds: t2 - t1,
+            imagesPerSecond: Double(test.count) / (t2 - t1), setupSeconds: t1 - t0)
+        if json {
+            try printJSON(report)
+        } else {
+            print("device:     \(backend.device)")
+            print("images:     \(report.images) (batch size \(batchSize))")
+            print("accuracy:   \(String(format: "%.4f", accuracy)) (\(report.correct) correct)")
+            print("time:       \(format(report.seconds * 1000, 1)) ms (+ \(format(report.setupSeconds * 1000, 1)) ms device setup)")
+            print("images/s:   \(format(report.imagesPerSecond, 0))")
+        }
+    }
+}

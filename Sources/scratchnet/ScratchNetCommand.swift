@@ -1,0 +1,57 @@
+// The `scratchnet` command-line tool: root command, error policy (one line, exit 2) and subcommands.
+// It sees only the Backend protocol and the selection API; it never knows which device runs the ops.
+
+import ArgumentParser
+import Foundation
+import ScratchNet
+
+@main
+struct ScratchNetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scratchnet",
+        abstract: "Run the networks of \"Deep Learning from Scratch\" on OpenCL devices or the pure-Swift CPU path, with bitwise-identical results.",
+        discussion: """
+            Devices: --device auto (default: first OpenCL GPU, else the CPU path), cpu, gpu, opencl, opencl:N.
+            The environment variable SCRATCHNET_DEVICE sets the default; the flag wins.
+            """,
+        subcommands: [
+            DevicesCommand.self, InferCommand.self, ParityCommand.self, BenchCommand.self,
+            DownloadCommand.self, FirstResultCommand.self,
+        ])
+
+    /// Runs a command; every failure becomes one line on stderr and exit status 2 (1 is reserved for
+    /// "ran fine, but the verdict is negative", e.g. a parity mismatch).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let exit as ExitCode {
+            Foundation.exit(exit.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))  // --help, --version
+                Foundation.exit(0)
+            }
+            Console.error("error: \(message(for: error))")
+            Foundation.exit(2)
+        }
+    }
+}
+
+/// A failure the user can fix: the message names the file/flag and what to do.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// stderr/stdout helpers.
+enum Console {
+    static func error(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}

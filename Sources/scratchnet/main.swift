@@ -1,1 +1,0 @@
-print("scratchnet: under construction")

@@ -1,0 +1,107 @@
+// The `scratchnet` binary end to end: infer, parity, devices, device selection (flag, environment, no
+// OpenCL platform), and the error policy (one line naming the problem, exit status 2).
+
+import Foundation
+import ScratchNet
+import Testing
+
+@Suite("scratchnet CLI", .serialized)
+struct CLITests {
+    @Test("infer on the CPU path: 0.9352")
+    func inferCPU() throws {
+        let report = try CLI.json(["infer", "--device", "cpu", "--json"])
+        #expect(report["device"] as? String == "cpu")
+        #expect(report["accuracy"] as? Double == 0.9352)
+        #expect(report["images"] as? Int == 10_000)
+    }
+
+    @Test("infer on OpenCL: 0.9352")
+    func inferOpenCL() throws {
+        guard try Book.openCLBackend() != nil else { return }
+        let report = try CLI.json(["infer", "--device", "opencl", "--batch-size", "37", "--json"])
+        #expect((report["device"] as? String)?.hasPrefix("opencl:") == true)
+        #expect(report["accuracy"] as? Double == 0.9352)
+    }
+
+    @Test("parity: bitwise identical, exit 0")
+    func parity() throws {
+        let r = try CLI.run(["parity", "--batch-sizes", "100,37", "--limit", "2000"])
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("parity: PASS"))
+        if try Book.openCLBackend() != nil { #expect(r.stdout.contains("opencl:0")) }
+    }
+
+    @Test("SCRATCHNET_DEVICE picks the device; --device wins")
+    func deviceEnvironment() throws {
+        guard try Book.openCLBackend() != nil else { return }
+        let env = try CLI.json(["infer", "--json"], environment: ["SCRATCHNET_DEVICE": "opencl:0"])
+        #expect(env["device"] as? String == "opencl:0")
+        let flag = try CLI.json(["infer", "--json", "--device", "cpu"], environment: ["SCRATCHNET_DEVICE": "opencl:0"])
+        #expect(flag["device"] as? String == "cpu")
+    }
+
+    @Test("no OpenCL platform: devices lists the CPU path, auto falls back with a reason, gpu fails clearly")
+    func noPlatform() throws {
+        let env = ["OCL_ICD_VENDORS": try emptyVendorsFolder()]
+        let devices = try CLI.run(["devices"], environment: env)
+        #expect(devices.status == 0)
+        #expect(devices.stdout.contains("pocl-opencl-icd"))
+        #expect(devices.stdout.contains("cpu"))
+        #expect(devices.stdout.contains("auto picks: cpu"))
+
+        let auto = try CLI.run(["infer", "--json", "--device", "auto"], environment: env)
+        #expect(auto.status == 0)
+        #expect(auto.stdout.contains("\"device\" : \"cpu\""))
+        #expect(auto.stderr.split(separator: "\n").count == 1, "one line on stderr says why: \(auto.stderr)")
+
+        let gpu = try CLI.run(["infer", "--device", "gpu"], environment: env)
+        #expect(gpu.status == 2)
+        #expect(gpu.stderr.lowercased().contains("gpu"))
+        #expect(gpu.stdout.isEmpty)
+    }
+
+    @Test("devices: lists pocl with its parity capability and a passing smoke test")
+    func devices() throws {
+        guard try Book.openCLBackend() != nil else { return }
+        let r = try CLI.run(["devices"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("opencl:0"))
+        #expect(r.stdout.contains("smoke test: all"))
+        #expect(r.stdout.contains("auto picks:"))
+    }
+
+    @Test("bad flags and files: one line on stderr naming the problem, exit 2", arguments: [
+        (["infer", "--batch-size", "0"], "--batch-size"),
+        (["infer", "--device", "tpu"], "tpu"),
+        (["infer", "--weights", "/nonexistent/w.pkl"], "/nonexistent/w.pkl"),
+        (["infer", "--data", "/nonexistent/mnist"], "/nonexistent/mnist"),
+        (["infer", "--weights", "Package.swift"], "Package.swift"),
+        (["infer", "--no-such-flag"], "--no-such-flag"),
+        (["parity", "--batch-sizes", "1,x"], "--batch-sizes"),
+        (["infer", "--activation", "tanh"], "tanh"),
+    ])
+    func badInput(arguments: [String], mention: String) throws {
+        let r = try CLI.run(arguments)
+        #expect(r.status == 2, "\(arguments): \(r.stderr)")
+        #expect(r.stderr.contains(mention), "\(arguments): \(r.stderr)")
+        #expect(r.stderr.hasPrefix("error:"), "\(arguments): \(r.stderr)")
+        #expect(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1)
+    }
+
+    @Test("download fails quickly and clearly when the mirror cannot be reached")
+    func downloadOffline() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("scratchnet-dl-\(UUID().uuidString)")
+        let start = Date()
+        let r = try CLI.run(["download", "--dir", dir.path], environment: ["SCRATCHNET_MIRROR": "http://127.0.0.1:9/"])
+        #expect(r.status == 2)
+        #expect(r.stderr.hasPrefix("error:"))
+        #expect(Date().timeIntervalSince(start) < 60)
+    }
+
+    @Test("--help exits 0")
+    func help() throws {
+        let r = try CLI.run(["--help"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("parity"))
+    }
+}
