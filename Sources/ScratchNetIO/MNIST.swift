@@ -89,9 +89,19 @@ public struct MNISTSet: Sendable {
     public func images(_ range: Range<Int>, normalize: Bool = true, flatten: Bool = true) -> Tensor {
         let r = range.clamped(to: 0..<count)
         let pixels = rows * cols
-        let slice = images[(r.lowerBound * pixels)..<(r.upperBound * pixels)]
-        let table = Self.normalized
-        let scalars: [Float] = normalize ? slice.map { table[Int($0)] } : slice.map { Float($0) }
+        let start = r.lowerBound * pixels, n = r.count * pixels
+        let scalars = [Float](unsafeUninitializedCapacity: n) { out, initialized in
+            images.withUnsafeBufferPointer { src in
+                Self.normalized.withUnsafeBufferPointer { table in
+                    if normalize {
+                        for i in 0..<n { out[i] = table[Int(src[start + i])] }
+                    } else {
+                        for i in 0..<n { out[i] = Float(src[start + i]) }
+                    }
+                }
+            }
+            initialized = n
+        }
         let shape = flatten ? [r.count, pixels] : [r.count, 1, rows, cols]
         // The shape always matches the slice, so this cannot fail; an empty tensor is the fallback.
         return (try? Tensor(shape: shape, scalars: scalars)) ?? Tensor(zeros: flatten ? [0, pixels] : [0, 1, rows, cols])

@@ -136,9 +136,7 @@ public final class Network: Sendable {
             let end = min(start + batchSize, count)
             let x = try batch(start..<end)
             let p = try predict(x)
-            probabilities.withUnsafeMutableBufferPointer { dst in
-                for (i, v) in p.scalars.enumerated() { dst[start * outputSize + i] = v }
-            }
+            probabilities.replaceSubrange((start * outputSize)..<(end * outputSize), with: p.scalars)
             p.scalars.withUnsafeBufferPointer { src in
                 for r in 0..<(end - start) {
                     let row = UnsafeBufferPointer(rebasing: src[(r * outputSize)..<((r + 1) * outputSize)])
