@@ -1,9 +1,13 @@
-// activation.cl — element-wise activation y = act(x) for ScratchNet (identity, sigmoid, ReLU).
+// activation.cl — element-wise ops for ScratchNet: activations (identity, sigmoid, ReLU) and the book's
+// pixel normalisation (bytes to floats).
 //
-// Purpose: y[i] = sn_activate(x[i], act) with the bit-exact formulas of sn_math.cl (= Numerics.swift).
+// Purpose: sn_apply:          y[i] = sn_activate(x[i], act), the bit-exact formulas of sn_math.cl (= Numerics.swift).
+//          sn_bytes_to_float: y[i] = (float)x[i] / divisor, correctly rounded (the host builds with
+//                             -cl-fp32-correctly-rounded-divide-sqrt): NumPy's x.astype(float32) / 255.0.
 // Memory layout: x and y are `n` densely packed float32 values (any matrix shape, flattened); y may be x
 //   (each work-item reads its element before writing it).
 // Arguments:  sn_apply(int n, int act, global const float *x, global float *y)     act: SN_ACT_* in sn_math.cl
+//             sn_bytes_to_float(int n, float divisor, global const uchar *x, global float *y)
 // Work sizes: 1-D, one element per work-item; the host rounds n up to its fixed local size and
 //   work-items with index >= n return.
 // Tunables: none.
@@ -14,4 +18,10 @@ __kernel void sn_apply(const int n, const int act, __global const float *x, __gl
     const int i = (int)get_global_id(0);
     if (i >= n) return;
     y[i] = sn_activate(x[i], act);
+}
+
+__kernel void sn_bytes_to_float(const int n, const float divisor, __global const uchar *x, __global float *y) {
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
+    y[i] = (float)x[i] / divisor;
 }

@@ -6,6 +6,7 @@
 import COpenCL
 import Foundation
 import ScratchNet
+import Synchronization
 
 /// Device memory of an ``OpenCLBackend``: one cl_mem, or none for an empty matrix (OpenCL has no
 /// zero-byte buffers).
@@ -51,12 +52,17 @@ public final class OpenCLBackend: Backend {
     let matmulKernel: CLKernel
     let affineKernel: CLKernel
     let applyKernel: CLKernel
+    let bytesKernel: CLKernel
     let softmaxKernel: CLKernel
     let argmaxKernel: CLKernel
     /// Bound to kernel arguments for empty matrices (a kernel argument must be a valid buffer).
     let placeholder: CLBuffer
     /// Serialises clSetKernelArg + clEnqueueNDRangeKernel (kernel objects are shared).
     let launchLock = NSLock()
+    /// Device buffer that bytes are uploaded into before `sn_bytes_to_float`, grown on demand and reused.
+    /// The lock spans the upload and the conversion launch, so concurrent writers cannot overwrite it
+    /// before the conversion (queued right after the upload on the in-order queue) has read it.
+    let staging = Mutex<CLBuffer?>(nil)
 
     /// Opens device `deviceIndex` (see ``OpenCLDevices/enumerate()``) and builds the kernels from
     /// `kernelDirectory` if given, else from the folder in `SCRATCHNET_KERNELS` if set, else from the
@@ -93,7 +99,9 @@ public final class OpenCLBackend: Backend {
         let gemm = try build("gemm.cl")
         matmulKernel = try CLKernel(program: gemm, name: "sn_matmul")
         affineKernel = try CLKernel(program: gemm, name: "sn_affine")
-        applyKernel = try CLKernel(program: try build("activation.cl"), name: "sn_apply")
+        let elementwise = try build("activation.cl")
+        applyKernel = try CLKernel(program: elementwise, name: "sn_apply")
+        bytesKernel = try CLKernel(program: elementwise, name: "sn_bytes_to_float")
         softmaxKernel = try CLKernel(program: try build("softmax.cl"), name: "sn_softmax_rows")
         argmaxKernel = try CLKernel(program: try build("argmax.cl"), name: "sn_argmax_rows")
         placeholder = try CLBuffer(context: ctx, byteCount: 64)
@@ -135,6 +143,33 @@ public final class OpenCLBackend: Backend {
         }
         guard let buffer = s.buffer, let base = values.baseAddress else { return }
         try queue.write(base, byteCount: values.count * MemoryLayout<Float>.stride, to: buffer)
+    }
+
+    public func write(bytes: UnsafeBufferPointer<UInt8>, dividedBy divisor: Float, to matrix: DeviceMatrix) throws {
+        let s = try storage(matrix, op: "write(bytes:)")
+        guard bytes.count == matrix.count else {
+            throw BackendError.shapeMismatch(
+                "write(bytes:): \(bytes.count) bytes for a \(matrix.shapeDescription) matrix (\(matrix.count) needed)")
+        }
+        guard let buffer = s.buffer, let base = bytes.baseAddress else { return }
+        try staging.withLock { (stage: inout CLBuffer?) throws in
+            let current: CLBuffer
+            if let existing = stage, existing.byteCount >= bytes.count {
+                current = existing
+            } else {
+                current = try CLBuffer(context: context, byteCount: Self.roundUp(bytes.count, 1 << 16))
+                stage = current
+            }
+            try queue.write(base, byteCount: bytes.count, to: current)
+            // y (n) = float(x (n) bytes) / divisor, one work-item per element
+            try launch(bytesKernel, global: [Self.roundUp(bytes.count, Self.elementLocal[0])], local: Self.elementLocal) {
+                k throws(OpenCLError) in
+                try k.setArg(0, Int32(bytes.count))
+                try k.setArg(1, divisor)
+                try k.setArg(2, current)
+                try k.setArg(3, buffer)
+            }
+        }
     }
 
     public func download(_ matrix: DeviceMatrix) throws -> Tensor {

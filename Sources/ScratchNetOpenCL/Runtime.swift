@@ -162,6 +162,12 @@ package final class CLKernel: @unchecked Sendable {
         try check(clSetKernelArg(handle, cl_uint(index), MemoryLayout<Int32>.size, &v), "clSetKernelArg(\(name), \(index))")
     }
 
+    /// Sets argument `index` to a 32-bit float.
+    package func setArg(_ index: Int, _ value: Float) throws(OpenCLError) {
+        var v = value
+        try check(clSetKernelArg(handle, cl_uint(index), MemoryLayout<Float>.size, &v), "clSetKernelArg(\(name), \(index))")
+    }
+
     /// Sets argument `index` to a buffer.
     package func setArg(_ index: Int, _ buffer: CLBuffer) throws(OpenCLError) {
         var mem: cl_mem? = buffer.handle

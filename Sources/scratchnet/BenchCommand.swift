@@ -70,7 +70,7 @@ struct BenchCommand: ParsableCommand {
                 var accuracy = 0.0
                 for rep in 0...repeats {
                     let t0 = now()
-                    let result = try network.infer(count: test.count, batchSize: size) { test.images($0) }
+                    let result = try network.infer(bytes: test.images, count: test.count, batchSize: size)
                     let rate = Double(test.count) / (now() - t0)
                     accuracy = result.accuracy(labels: test.labels)
                     if rep > 0 { rates.append(rate) }  // rep 0 is the warm-up

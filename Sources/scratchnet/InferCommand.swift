@@ -46,7 +46,7 @@ struct InferCommand: ParsableCommand {
             throw CLIError("the weights take \(network.inputSize) inputs but the images have \(test.rows)x\(test.cols) = \(test.rows * test.cols) pixels")
         }
         let t1 = now()
-        let result = try network.infer(count: test.count, batchSize: batchSize) { test.images($0) }
+        let result = try network.infer(bytes: test.images, count: test.count, batchSize: batchSize)
         let t2 = now()
         let accuracy = result.accuracy(labels: test.labels)
         let report = Report(

@@ -62,7 +62,7 @@ struct ParityCommand: ParsableCommand {
             backends.insert(cpu, at: 0)
         }
         let referenceNetwork = try Network(weights: weights, activation: weightsOptions.activation, backend: cpu)
-        let reference = try referenceNetwork.infer(count: count, batchSize: sizes[0]) { test.images($0) }
+        let reference = try referenceNetwork.infer(bytes: test.images, count: count, batchSize: sizes[0])
         let labels = test.labels.prefix(count)
 
         var rows: [Row] = []
@@ -70,7 +70,7 @@ struct ParityCommand: ParsableCommand {
             let network = try Network(weights: weights, activation: weightsOptions.activation, backend: backend)
             for size in sizes {
                 let t0 = now()
-                let result = try network.infer(count: count, batchSize: size) { test.images($0) }
+                let result = try network.infer(bytes: test.images, count: count, batchSize: size)
                 let seconds = now() - t0
                 let cmp = Comparison(result.probabilities, reference.probabilities)
                 let differing = zip(result.predictions, reference.predictions).filter { $0 != $1 }.count

@@ -25,12 +25,12 @@ struct BookNetworkTests {
         guard let backend = try Book.openCLBackend() else { return }
         let test = try Book.testSet()
         let network = try Network(weights: Book.weights(), backend: backend)
-        let result = try network.infer(count: test.count, batchSize: 100) { test.images($0) }
+        let result = try network.infer(bytes: test.images, count: test.count, batchSize: 100)
         let correct = zip(result.predictions, test.labels).filter { $0 == Int($1) }.count
         #expect(correct == 9352)
     }
 
-    @Test("bitwise parity: CPU and OpenCL at batch sizes 1, 37, 100, 10000")
+    @Test("bitwise parity: CPU and OpenCL at batch sizes 1, 37, 100, 10000 (bytes normalised on the device vs floats from the host)")
     func bitwiseParity() throws {
         let test = try Book.testSet()
         let weights = try Book.weights()
@@ -41,7 +41,7 @@ struct BookNetworkTests {
         for backend in backends {
             let network = try Network(weights: weights, backend: backend)
             for batch in [1, 37, 100, 10_000] {
-                let result = try network.infer(count: test.count, batchSize: batch) { test.images($0) }
+                let result = try network.infer(bytes: test.images, count: test.count, batchSize: batch)
                 let cmp = Comparison(result.probabilities, reference.probabilities)
                 #expect(cmp.isBitwiseEqual, "\(backend.device.id) at batch \(batch): \(cmp)")
                 #expect(result.predictions == reference.predictions)

@@ -59,6 +59,35 @@ public final class CPUBackend: Backend {
         s.didWrite()
     }
 
+    public func write(bytes: UnsafeBufferPointer<UInt8>, dividedBy divisor: Float, to matrix: DeviceMatrix) throws {
+        let s = try storage(matrix, op: "write(bytes:)")
+        guard bytes.count == matrix.count else {
+            throw BackendError.shapeMismatch(
+                "write(bytes:): \(bytes.count) bytes for a \(matrix.shapeDescription) matrix (\(matrix.count) needed)")
+        }
+        guard let base = bytes.baseAddress else { return }
+        let io = ByteConversion(src: base, dst: s.base)
+        let n = bytes.count
+        // Float(byte) / divisor, 8 lanes at a time (vcvtdq2ps + vdivps), split across the pool when large.
+        let chunks = n < (1 << 16) ? 1 : pool.workers + 1
+        let body: @Sendable (Int) -> Void = { t in
+            let src = io.src, dst = io.dst
+            let lo = n * t / chunks / 8 * 8
+            let hi = t == chunks - 1 ? n : n * (t + 1) / chunks / 8 * 8
+            let d = SIMD8<Float>(repeating: divisor)
+            var i = lo
+            while i + 8 <= hi {
+                let raw = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<UInt8>.self)
+                let v = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: raw)) / d
+                UnsafeMutableRawPointer(dst + i).storeBytes(of: v, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < hi { dst[i] = Float(src[i]) / divisor; i += 1 }
+        }
+        if chunks == 1 { body(0) } else { pool.run(chunks: chunks, body) }
+        s.didWrite()
+    }
+
     public func download(_ matrix: DeviceMatrix) throws -> Tensor {
         let s = try storage(matrix, op: "download")
         return try Tensor(shape: [matrix.rows, matrix.cols], scalars: Array(s.buffer))
@@ -179,6 +208,12 @@ public final class CPUBackend: Backend {
         }
         return s
     }
+}
+
+/// Raw pointers of one write(bytes:) handed to worker threads (each writes a disjoint range).
+private struct ByteConversion: @unchecked Sendable {
+    let src: UnsafePointer<UInt8>
+    let dst: UnsafeMutablePointer<Float>
 }
 
 @inline(__always)

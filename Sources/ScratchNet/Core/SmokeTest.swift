@@ -60,6 +60,12 @@ public enum SmokeTest {
             try be.softmaxRows(be.upload(e), into: y)
             return try be.download(y).scalars
         }
+        let pixels = (0..<(n * 31)).map { UInt8(truncatingIfNeeded: $0 &* 37) }
+        try both("bytes / 255 (\(n),31)") { be in
+            let y = try be.makeMatrix(rows: n, cols: 31)
+            try pixels.withUnsafeBufferPointer { try be.write(bytes: $0, dividedBy: 255, to: y) }
+            return try be.download(y).scalars
+        }
         try both("argmax (\(n),\(m)) with NaN/inf") { be in
             try be.argmaxRows(be.upload(e)).map { Float($0) }
         }

@@ -124,9 +124,37 @@ public final class Network: Sendable {
     }
 
     /// Classifies `count` samples in batches of `batchSize`, asking `batch` for each range of rows as a host
-    /// tensor (N, inputSize) (for MNIST: normalised images). Returns all probabilities and predictions.
+    /// tensor (N, inputSize). Returns all outputs (probabilities) and predictions.
     public func infer(
         count: Int, batchSize: Int, batch: (Range<Int>) throws -> Tensor
+    ) throws -> InferenceResult {
+        try inferLoop(count: count, batchSize: batchSize) { range, input in
+            let x = try batch(range)
+            guard x.count == input.count else {
+                throw ShapeError("batch \(range) has shape \(x.shape) but the network takes (\(range.count), \(inputSize))")
+            }
+            try x.scalars.withUnsafeBufferPointer { try backend.write($0, to: input) }
+        }
+    }
+
+    /// Classifies `count` samples stored as bytes, `inputSize` per sample, row-major (MNIST images as they
+    /// are in the file). Each batch is uploaded as bytes and normalised on the device as
+    /// `Float(byte) / divisor` (the book's `normalize=True` with 255), so the host never holds floats.
+    public func infer(bytes: [UInt8], count: Int, divisor: Float = 255, batchSize: Int) throws -> InferenceResult {
+        guard bytes.count >= count * inputSize else {
+            throw ShapeError("\(count) samples of \(inputSize) bytes need \(count * inputSize) bytes, got \(bytes.count)")
+        }
+        return try bytes.withUnsafeBufferPointer { all in
+            try inferLoop(count: count, batchSize: batchSize) { range, input in
+                let slice = UnsafeBufferPointer(rebasing: all[(range.lowerBound * inputSize)..<(range.upperBound * inputSize)])
+                try backend.write(bytes: slice, dividedBy: divisor, to: input)
+            }
+        }
+    }
+
+    /// The batch loop: fill the workspace input for rows `range`, run the fused plan, download (N, classes).
+    private func inferLoop(
+        count: Int, batchSize: Int, fill: (Range<Int>, DeviceMatrix) throws -> Void
     ) throws -> InferenceResult {
         guard batchSize > 0 else { throw ModelError("batch size must be at least 1, got \(batchSize)") }
         var probabilities = [Float](repeating: 0, count: count * outputSize)
@@ -134,8 +162,10 @@ public final class Network: Sendable {
         var start = 0
         while start < count {
             let end = min(start + batchSize, count)
-            let x = try batch(start..<end)
-            let p = try predict(x)
+            let ws = try takeWorkspace(rows: end - start)
+            defer { giveBack(ws) }
+            try fill(start..<end, ws.input)
+            let p = try backend.download(run(ws.input, ws))
             probabilities.replaceSubrange((start * outputSize)..<(end * outputSize), with: p.scalars)
             p.scalars.withUnsafeBufferPointer { src in
                 for r in 0..<(end - start) {
