@@ -31,6 +31,32 @@ struct CLITests {
         if try Book.openCLBackend() != nil { #expect(r.stdout.contains("opencl:0")) }
     }
 
+    @Test("parity catches a kernel that breaks the numerics contract, names the layer, exits 1")
+    func parityDetectsDivergence() throws {
+        guard try Book.openCLBackend() != nil else { return }
+        // A copy of Kernels/ whose sigmoid uses the built-in exp instead of the shared sn_exp.
+        let kernels = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Kernels")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("scratchnet-bad-kernels-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for file in try FileManager.default.contentsOfDirectory(atPath: kernels.path) where file.hasSuffix(".cl") {
+            var text = try String(contentsOf: kernels.appendingPathComponent(file), encoding: .utf8)
+            if file == "sn_math.cl" {
+                let original = "return sn_canon(1.0f / (1.0f + sn_exp(-x)));"
+                #expect(text.contains(original))
+                text = text.replacingOccurrences(of: original, with: "return sn_canon(1.0f / (1.0f + exp(-x)));")
+            }
+            try text.write(to: dir.appendingPathComponent(file), atomically: true, encoding: .utf8)
+        }
+        let r = try CLI.run(
+            ["parity", "--devices", "cpu,opencl:0", "--batch-sizes", "100", "--limit", "500"],
+            environment: ["SCRATCHNET_KERNELS": dir.path])
+        #expect(r.status == 1, "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("parity: FAIL"))
+        #expect(r.stdout.contains("Sigmoid"), "first divergent layer: \(r.stdout)")
+    }
+
     @Test("SCRATCHNET_DEVICE picks the device; --device wins")
     func deviceEnvironment() throws {
         guard try Book.openCLBackend() != nil else { return }
