@@ -137,20 +137,14 @@ public final class OpenCLBackend: Backend {
 
     public func write(_ values: UnsafeBufferPointer<Float>, to matrix: DeviceMatrix) throws {
         let s = try storage(matrix, op: "write")
-        guard values.count == matrix.count else {
-            throw BackendError.shapeMismatch(
-                "write: \(values.count) values for a \(matrix.shapeDescription) matrix (\(matrix.count) needed)")
-        }
+        try ShapeCheck.write(values.count, "values", to: matrix, op: "write")
         guard let buffer = s.buffer, let base = values.baseAddress else { return }
         try queue.write(base, byteCount: values.count * MemoryLayout<Float>.stride, to: buffer)
     }
 
     public func write(bytes: UnsafeBufferPointer<UInt8>, dividedBy divisor: Float, to matrix: DeviceMatrix) throws {
         let s = try storage(matrix, op: "write(bytes:)")
-        guard bytes.count == matrix.count else {
-            throw BackendError.shapeMismatch(
-                "write(bytes:): \(bytes.count) bytes for a \(matrix.shapeDescription) matrix (\(matrix.count) needed)")
-        }
+        try ShapeCheck.write(bytes.count, "bytes", to: matrix, op: "write(bytes:)")
         guard let buffer = s.buffer, let base = bytes.baseAddress else { return }
         try staging.withLock { (stage: inout CLBuffer?) throws in
             let current: CLBuffer

@@ -1,20 +1,9 @@
-// Helpers shared by the ScratchNet core tests: a seeded random generator, random tensors, and the
-// comparisons the tests use (bitwise, and bitwise up to NaN payloads for NaN-propagation cases).
+// Helpers shared by the ScratchNet core tests: random tensors from a seeded generator and ulp distances.
 
 import ScratchNet
 
-/// SplitMix64: a small deterministic generator so failures reproduce.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The library's deterministic generator, so failures reproduce.
+typealias SeededGenerator = SplitMix64
 
 /// A rows×cols tensor of uniform values in `range`.
 func randomTensor(_ rows: Int, _ cols: Int, in range: ClosedRange<Float> = -2...2, seed: UInt64) -> Tensor {

@@ -51,20 +51,14 @@ public final class CPUBackend: Backend {
 
     public func write(_ values: UnsafeBufferPointer<Float>, to matrix: DeviceMatrix) throws {
         let s = try storage(matrix, op: "write")
-        guard values.count == matrix.count else {
-            throw BackendError.shapeMismatch(
-                "write: \(values.count) values for a \(matrix.shapeDescription) matrix (\(matrix.count) needed)")
-        }
+        try ShapeCheck.write(values.count, "values", to: matrix, op: "write")
         if let p = values.baseAddress { s.base.update(from: p, count: s.count) }
         s.didWrite()
     }
 
     public func write(bytes: UnsafeBufferPointer<UInt8>, dividedBy divisor: Float, to matrix: DeviceMatrix) throws {
         let s = try storage(matrix, op: "write(bytes:)")
-        guard bytes.count == matrix.count else {
-            throw BackendError.shapeMismatch(
-                "write(bytes:): \(bytes.count) bytes for a \(matrix.shapeDescription) matrix (\(matrix.count) needed)")
-        }
+        try ShapeCheck.write(bytes.count, "bytes", to: matrix, op: "write(bytes:)")
         guard let base = bytes.baseAddress else { return }
         let io = ByteConversion(src: base, dst: s.base)
         let n = bytes.count

@@ -37,6 +37,11 @@ package enum ShapeCheck {
             throw .shapeMismatch("\(op): input \(x.shapeDescription) and output \(y.shapeDescription) differ")
         }
     }
+    package static func write(_ count: Int, _ unit: String, to matrix: DeviceMatrix, op: String) throws(BackendError) {
+        guard count == matrix.count else {
+            throw .shapeMismatch("\(op): \(count) \(unit) for a \(matrix.shapeDescription) matrix (\(matrix.count) needed)")
+        }
+    }
     package static func upload(_ t: Tensor) throws(BackendError) -> (rows: Int, cols: Int) {
         guard t.rank == 1 || t.rank == 2 else {
             throw .shapeMismatch("upload: only rank-1 and rank-2 tensors go to a device, got shape \(t.shape)")
