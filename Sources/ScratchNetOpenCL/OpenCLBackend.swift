@@ -166,6 +166,16 @@ public final class OpenCLBackend: Backend {
         }
     }
 
+    public func read(_ matrix: DeviceMatrix, into values: UnsafeMutableBufferPointer<Float>) throws {
+        let s = try storage(matrix, op: "read")
+        try ShapeCheck.write(values.count, "floats of host memory", to: matrix, op: "read")
+        guard let buffer = s.buffer, let p = values.baseAddress else {
+            try queue.finish()
+            return
+        }
+        try queue.read(buffer, byteCount: values.count * MemoryLayout<Float>.stride, into: p)
+    }
+
     public func download(_ matrix: DeviceMatrix) throws -> Tensor {
         let s = try storage(matrix, op: "download")
         var values = [Float](repeating: 0, count: matrix.count)

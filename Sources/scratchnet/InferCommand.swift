@@ -46,12 +46,13 @@ struct InferCommand: ParsableCommand {
             throw CLIError("the weights take \(network.inputSize) inputs but the images have \(test.rows)x\(test.cols) = \(test.rows * test.cols) pixels")
         }
         let t1 = now()
-        let result = try network.infer(bytes: test.images, count: test.count, batchSize: batchSize)
+        let predictions = try network.classify(bytes: test.images, count: test.count, batchSize: batchSize)
         let t2 = now()
-        let accuracy = result.accuracy(labels: test.labels)
+        let correct = zip(predictions, test.labels).filter { $0 == Int($1) }.count
+        let accuracy = Double(correct) / Double(max(test.count, 1))
         let report = Report(
             device: backend.device.id, deviceName: backend.device.name, images: test.count, batchSize: batchSize,
-            accuracy: accuracy, correct: Int((accuracy * Double(test.count)).rounded()), seconds: t2 - t1,
+            accuracy: accuracy, correct: correct, seconds: t2 - t1,
             imagesPerSecond: Double(test.count) / (t2 - t1), setupSeconds: t1 - t0)
         if json {
             try printJSON(report)

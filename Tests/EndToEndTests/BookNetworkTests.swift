@@ -49,6 +49,19 @@ struct BookNetworkTests {
         }
     }
 
+    @Test("classify (predictions only) equals infer's predictions on every device and batch size")
+    func classifyMatchesInfer() throws {
+        let test = try Book.testSet()
+        for backend in [CPUBackend()] + [try Book.openCLBackend()].compactMap({ $0 }) {
+            let network = try Network(weights: Book.weights(), backend: backend)
+            let full = try network.infer(bytes: test.images, count: 3000, batchSize: 100)
+            for batch in [1, 37, 100, 3000] {
+                let predictions = try network.classify(bytes: test.images, count: 3000, batchSize: batch)
+                #expect(predictions == full.predictions, "\(backend.device.id) batch \(batch)")
+            }
+        }
+    }
+
     @Test("a layer-by-layer trace equals the fused run, bit for bit")
     func traceMatchesFused() throws {
         let test = try Book.testSet()

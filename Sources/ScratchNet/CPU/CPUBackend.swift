@@ -82,6 +82,12 @@ public final class CPUBackend: Backend {
         s.didWrite()
     }
 
+    public func read(_ matrix: DeviceMatrix, into values: UnsafeMutableBufferPointer<Float>) throws {
+        let s = try storage(matrix, op: "read")
+        try ShapeCheck.write(values.count, "floats of host memory", to: matrix, op: "read")
+        if let p = values.baseAddress { p.update(from: s.base, count: s.count) }
+    }
+
     public func download(_ matrix: DeviceMatrix) throws -> Tensor {
         let s = try storage(matrix, op: "download")
         return try Tensor(shape: [matrix.rows, matrix.cols], scalars: Array(s.buffer))

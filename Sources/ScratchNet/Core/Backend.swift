@@ -46,6 +46,21 @@ public final class DeviceMatrix: Sendable {
     public var shapeDescription: String { "(\(rows),\(cols))" }
 }
 
+/// One layer of a fused multi-layer perceptron: y = activation(x · weights + bias).
+public struct DenseLayer: Sendable {
+    /// (in, out)
+    public let weights: DeviceMatrix
+    /// (1, out)
+    public let bias: DeviceMatrix
+    public let activation: Activation
+
+    public init(weights: DeviceMatrix, bias: DeviceMatrix, activation: Activation) {
+        self.weights = weights
+        self.bias = bias
+        self.activation = activation
+    }
+}
+
 /// A compute device: the pure-Swift CPU path or an OpenCL device.
 ///
 /// All methods are synchronous from the caller's point of view: when `download` returns, every op
@@ -81,6 +96,37 @@ public protocol Backend: AnyObject, Sendable {
     /// The index of the largest value of each row (first one on ties; a NaN counts as the largest, as in
     /// NumPy), downloaded to the host.
     func argmaxRows(_ x: DeviceMatrix) throws -> [Int]
+
+    /// Copies a device matrix into host memory (exactly `matrix.count` floats) after all pending work
+    /// finished, without allocating.
+    func read(_ matrix: DeviceMatrix, into values: UnsafeMutableBufferPointer<Float>) throws
+
+    /// A whole MLP in one pass: h = x; for each layer h = activation(h · W + b); then row softmax if
+    /// `softmax`; the result goes to `y` (N, out). Bitwise equal to running ``affine(_:_:bias:activation:into:)``
+    /// per layer and then ``softmaxRows(_:into:)``. Returns false, doing nothing, when this backend has no
+    /// fused path for these sizes; callers then run the layers one by one.
+    func forward(_ x: DeviceMatrix, layers: [DenseLayer], softmax: Bool, into y: DeviceMatrix) throws -> Bool
+
+    /// Like ``forward(_:layers:softmax:into:)`` but only the argmax of each output row is kept, written to
+    /// `predictions` (x.rows of them) on the host: one small download instead of the outputs. Returns false,
+    /// doing nothing, when there is no fused path for these sizes.
+    func predict(
+        _ x: DeviceMatrix, layers: [DenseLayer], softmax: Bool, into predictions: UnsafeMutableBufferPointer<Int32>
+    ) throws -> Bool
+}
+
+extension Backend {
+    /// No fused path unless a backend provides one.
+    public func forward(_ x: DeviceMatrix, layers: [DenseLayer], softmax: Bool, into y: DeviceMatrix) throws -> Bool {
+        false
+    }
+
+    /// No fused path unless a backend provides one.
+    public func predict(
+        _ x: DeviceMatrix, layers: [DenseLayer], softmax: Bool, into predictions: UnsafeMutableBufferPointer<Int32>
+    ) throws -> Bool {
+        false
+    }
 }
 
 extension Backend {

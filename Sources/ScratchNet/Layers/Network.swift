@@ -41,6 +41,9 @@ public final class Network: Sendable {
     public let outputSize: Int
 
     private let pool = Mutex<[Int: [Workspace]]>([:])
+    /// The same network as fused dense layers (Affine + the activation after it), for backends that run a
+    /// whole MLP in one pass.
+    private let dense: [DenseLayer]
 
     /// Builds the network from `W1...Wn`, `b1...bn` (as the book's `init_network` / `sample_weight.pkl`).
     ///
@@ -83,6 +86,13 @@ public final class Network: Sendable {
         if output == .softmax { layers.append(Softmax(backend: backend)) }
         self.backend = backend
         self.layers = layers
+        var dense: [DenseLayer] = []
+        for (i, layer) in layers.enumerated() {
+            guard let affine = layer as? Affine else { continue }
+            let next = i + 1 < layers.count ? layers[i + 1] as? ActivationLayer : nil
+            dense.append(DenseLayer(weights: affine.W, bias: affine.b, activation: next?.activation ?? .identity))
+        }
+        self.dense = dense
         self.activation = activation
         self.output = output
         self.inputSize = inputSize
@@ -157,25 +167,63 @@ public final class Network: Sendable {
         count: Int, batchSize: Int, fill: (Range<Int>, DeviceMatrix) throws -> Void
     ) throws -> InferenceResult {
         guard batchSize > 0 else { throw ModelError("batch size must be at least 1, got \(batchSize)") }
-        var probabilities = [Float](repeating: 0, count: count * outputSize)
+        let width = outputSize
+        var probabilities = [Float](repeating: 0, count: count * width)
         var predictions = [Int](repeating: 0, count: count)
-        var start = 0
-        while start < count {
-            let end = min(start + batchSize, count)
-            let ws = try takeWorkspace(rows: end - start)
-            defer { giveBack(ws) }
-            try fill(start..<end, ws.input)
-            let p = try backend.download(run(ws.input, ws))
-            probabilities.replaceSubrange((start * outputSize)..<(end * outputSize), with: p.scalars)
-            p.scalars.withUnsafeBufferPointer { src in
+        try probabilities.withUnsafeMutableBufferPointer { all in
+            var start = 0
+            while start < count {
+                let end = min(start + batchSize, count)
+                let ws = try takeWorkspace(rows: end - start)
+                defer { giveBack(ws) }
+                try fill(start..<end, ws.input)
+                let out = UnsafeMutableBufferPointer(rebasing: all[(start * width)..<(end * width)])
+                try backend.read(run(ws.input, ws), into: out)
                 for r in 0..<(end - start) {
-                    let row = UnsafeBufferPointer(rebasing: src[(r * outputSize)..<((r + 1) * outputSize)])
+                    let row = UnsafeBufferPointer(rebasing: out[(r * width)..<((r + 1) * width)])
                     predictions[start + r] = Numerics.argmax(row)
                 }
+                start = end
             }
-            start = end
         }
-        return InferenceResult(probabilities: probabilities, predictions: predictions, classes: outputSize)
+        return InferenceResult(probabilities: probabilities, predictions: predictions, classes: width)
+    }
+
+    /// Predictions only (argmax of each output row, NumPy's rule) for `count` byte samples, normalised on
+    /// the device as `Float(byte) / divisor`. Backends with a fused path download just one index per row;
+    /// the predictions always equal those of ``infer(bytes:count:divisor:batchSize:)``.
+    public func classify(bytes: [UInt8], count: Int, divisor: Float = 255, batchSize: Int) throws -> [Int] {
+        guard batchSize > 0 else { throw ModelError("batch size must be at least 1, got \(batchSize)") }
+        guard bytes.count >= count * inputSize else {
+            throw ShapeError("\(count) samples of \(inputSize) bytes need \(count * inputSize) bytes, got \(bytes.count)")
+        }
+        var predictions = [Int32](repeating: 0, count: count)
+        var scores = [Float](repeating: 0, count: min(batchSize, count) * outputSize)
+        let width = outputSize
+        try bytes.withUnsafeBufferPointer { all in
+            try predictions.withUnsafeMutableBufferPointer { pred in
+                var start = 0
+                while start < count {
+                    let end = min(start + batchSize, count)
+                    let ws = try takeWorkspace(rows: end - start)
+                    defer { giveBack(ws) }
+                    let slice = UnsafeBufferPointer(rebasing: all[(start * inputSize)..<(end * inputSize)])
+                    try backend.write(bytes: slice, dividedBy: divisor, to: ws.input)
+                    let out = UnsafeMutableBufferPointer(rebasing: pred[start..<end])
+                    if try !backend.predict(ws.input, layers: dense, softmax: output == .softmax, into: out) {
+                        try scores.withUnsafeMutableBufferPointer { buf in
+                            let rows = UnsafeMutableBufferPointer(rebasing: buf[0..<((end - start) * width)])
+                            try backend.read(run(ws.input, ws), into: rows)
+                            for r in 0..<(end - start) {
+                                out[r] = Int32(Numerics.argmax(UnsafeBufferPointer(rebasing: rows[(r * width)..<((r + 1) * width)])))
+                            }
+                        }
+                    }
+                    start = end
+                }
+            }
+        }
+        return predictions.map { Int($0) }
     }
 
     // MARK: - Execution plan
@@ -194,6 +242,9 @@ public final class Network: Sendable {
 
     /// The fused plan: each Affine absorbs the activation layer after it.
     private func run(_ x: DeviceMatrix, _ ws: Workspace) throws -> DeviceMatrix {
+        if let y = ws.outputs.last, try backend.forward(x, layers: dense, softmax: output == .softmax, into: y) {
+            return y
+        }
         var current = x
         var step = 0
         var i = 0
