@@ -30,6 +30,8 @@ struct InferCommand: ParsableCommand {
         var seconds: Double
         var imagesPerSecond: Double
         var setupSeconds: Double
+        /// Peak resident memory of the whole process (getrusage ru_maxrss).
+        var peakRSSMiB: Double
     }
 
     func validate() throws {
@@ -53,7 +55,7 @@ struct InferCommand: ParsableCommand {
         let report = Report(
             device: backend.device.id, deviceName: backend.device.name, images: test.count, batchSize: batchSize,
             accuracy: accuracy, correct: correct, seconds: t2 - t1,
-            imagesPerSecond: Double(test.count) / (t2 - t1), setupSeconds: t1 - t0)
+            imagesPerSecond: Double(test.count) / (t2 - t1), setupSeconds: t1 - t0, peakRSSMiB: peakRSSMiB())
         if json {
             try printJSON(report)
         } else {
@@ -62,6 +64,14 @@ struct InferCommand: ParsableCommand {
             print("accuracy:   \(String(format: "%.4f", accuracy)) (\(report.correct) correct)")
             print("time:       \(format(report.seconds * 1000, 1)) ms (+ \(format(report.setupSeconds * 1000, 1)) ms device setup)")
             print("images/s:   \(format(report.imagesPerSecond, 0))")
+            print("peak RSS:   \(format(report.peakRSSMiB)) MiB")
         }
     }
+}
+
+/// The process's peak resident set size so far, in MiB.
+func peakRSSMiB() -> Double {
+    var usage = rusage()
+    guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return .nan }
+    return Double(usage.ru_maxrss) / 1024  // Linux reports KiB
 }
