@@ -1,6 +1,7 @@
 // CPUBackend: the pure-Swift CPU implementation of the Backend protocol (SIMD8 + worker threads, no
 // BLAS, no C). It is the reference device for parity: every other backend must reproduce its bits. The
-// GEMM lives in GEMM.swift; element-wise ops, softmax and argmax are here.
+// GEMM lives in GEMM.swift, the fused whole-network forward in Fused.swift; element-wise ops, softmax and
+// argmax are here.
 
 import Foundation
 
@@ -12,7 +13,9 @@ public final class CPUBackend: Backend {
     /// "Swift CPU", type "host", platform "pure Swift, N threads", bitwise parity guaranteed.
     public let device: DeviceDescription
     /// threads - 1 parked worker threads (started on the first large GEMM); the caller is the last one.
-    private let pool: WorkerPool
+    let pool: WorkerPool
+    /// Per-thread working memory (packed A blocks, fused-forward activations), reused across calls.
+    let scratch = ScratchPool()
 
     /// Creates a CPU backend using `threads` threads for large matrix products (default: the number of
     /// active cores; values below 1 count as 1). Results do not depend on the thread count.
@@ -117,11 +120,10 @@ public final class CPUBackend: Backend {
         guard sc !== sa, sc !== sb, sc !== sBias else {
             throw BackendError.shapeMismatch("\(op): the output must not be one of the inputs")
         }
-        let args = GEMMArguments(
-            a: UnsafePointer(sa.base), n: a.rows, k: a.cols, m: b.cols,
-            panels: sb.packed(rows: b.rows, cols: b.cols),
-            bias: sBias.map { UnsafePointer($0.base) }, activation: activation, c: sc.base)
-        GEMM.run(args, pool: pool)
+        let problem = GEMMProblem(
+            a: UnsafePointer(sa.base), lda: a.cols, n: a.rows, panels: sb.packed(rows: b.rows, cols: b.cols),
+            bias: sBias.map { UnsafePointer($0.base) }, activation: activation, c: sc.base, ldc: c.cols)
+        GEMM.run(problem, pool: pool, scratch: scratch)
         sc.didWrite()
     }
 
@@ -162,29 +164,32 @@ public final class CPUBackend: Backend {
         let sx = try storage(x, op: "softmaxRows"), sy = try storage(y, op: "softmaxRows")
         let cols = x.cols
         for r in 0..<x.rows {
-            let src = sx.base + r * cols, dst = sy.base + r * cols
-            // Numerics.softmax, with the exps and divisions 8 at a time (same bits per lane); the max and
-            // the sum stay sequential, left to right.
-            var m = -Float.infinity
-            for j in 0..<cols where src[j] > m { m = src[j] }
-            var j = 0
-            let mv = SIMD8<Float>(repeating: m)
-            while j + 8 <= cols {
-                store8(Numerics.exp(load8(src + j) - mv), dst + j)
-                j += 8
-            }
-            while j < cols { dst[j] = Numerics.exp(src[j] - m); j += 1 }
-            var s: Float = 0
-            for j in 0..<cols { s += dst[j] }
-            let sv = SIMD8<Float>(repeating: s)
-            j = 0
-            while j + 8 <= cols {
-                store8(Numerics.canonical(load8(dst + j) / sv), dst + j)
-                j += 8
-            }
-            while j < cols { dst[j] = Numerics.canonical(dst[j] / s); j += 1 }
+            CPUBackend.softmaxRow(UnsafePointer(sx.base + r * cols), sy.base + r * cols, cols)
         }
         sy.didWrite()
+    }
+
+    /// ``Numerics/softmax(_:)`` of one row from `src` into `dst` (which may be `src`), with the exps and
+    /// divisions 8 at a time (same bits per lane); the max and the sum stay sequential, left to right.
+    static func softmaxRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ cols: Int) {
+        var m = -Float.infinity
+        for j in 0..<cols where src[j] > m { m = src[j] }
+        var j = 0
+        let mv = SIMD8<Float>(repeating: m)
+        while j + 8 <= cols {
+            store8(Numerics.exp(load8(src + j) - mv), dst + j)
+            j += 8
+        }
+        while j < cols { dst[j] = Numerics.exp(src[j] - m); j += 1 }
+        var s: Float = 0
+        for j in 0..<cols { s += dst[j] }
+        let sv = SIMD8<Float>(repeating: s)
+        j = 0
+        while j + 8 <= cols {
+            store8(Numerics.canonical(load8(dst + j) / sv), dst + j)
+            j += 8
+        }
+        while j < cols { dst[j] = Numerics.canonical(dst[j] / s); j += 1 }
     }
 
     public func argmaxRows(_ x: DeviceMatrix) throws -> [Int] {
@@ -198,7 +203,7 @@ public final class CPUBackend: Backend {
     // MARK: Helpers
 
     /// The CPU storage of `m`, or `foreignBuffer` if another backend made it.
-    private func storage(_ m: DeviceMatrix, op: String) throws -> CPUStorage {
+    func storage(_ m: DeviceMatrix, op: String) throws -> CPUStorage {
         guard let s = m.storage as? CPUStorage else {
             throw BackendError.foreignBuffer(op: op, expected: "CPU")
         }
@@ -217,16 +222,16 @@ private struct ByteConversion: @unchecked Sendable {
 }
 
 @inline(__always)
-private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
 }
 
 @inline(__always)
-private func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
 }
 
 @inline(__always)
-private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }

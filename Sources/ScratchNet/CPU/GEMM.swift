@@ -1,20 +1,32 @@
-// The CPU backend's GEMM: c (N,M) = a (N,K) · b (K,M) [+ bias, activation], register-blocked SIMD.
+// The CPU backend's GEMM: c (N,M) = a (N,K) · b (K,M) [+ bias, activation], cache-blocked (BLIS-style),
+// register-blocked SIMD8, split across the backend's threads.
 //
 // Numerics (the contract in Backend.swift): every output starts at +0 and takes
-// acc = fma(a[i][k], b[k][j], acc) for k = 0..<K in order. The kernel vectorises across j (8 columns per
-// SIMD8 lane group) and across 6 rows of a; it never splits or reorders k, so tiles, tails, padding and
-// threads cannot change a single bit. The epilogue adds the bias (affine only) and applies the activation
-// with the Numerics SIMD8 formulas, which equal the scalar ones lane by lane.
+// acc = fma(a[i][k], b[k][j], acc) for k = 0..<K in order. The micro-kernels vectorise across j (8 columns
+// per SIMD8) and across rows of a; they never split or reorder k. K blocking keeps the order too: block
+// k0..<k1 accumulates into c (float32, exactly what the register held), the next block reloads c and
+// continues with k1 — the same sequence of fma on the same float32 accumulator. Bias, activation and the
+// canonical NaN are applied only after the last K block. Tiles, tails, padding, packing, blocking and
+// threads therefore cannot change a single bit.
 //
-// Layout: b is packed once into column panels of 16 (the last one 8 or 16 wide), each panel K × width
-// contiguous and zero-padded, so the kernel loads b[k][j0..<j0+16] as two aligned SIMD8 and column tails
-// need no scalar code (padded lanes are computed and not stored). The packed copy is cached in the
-// CPUStorage of b and reused while b is unchanged — weights are packed once, not per batch.
-// Micro-kernel: 6 rows × 16 columns = 12 SIMD8 accumulators (the BLIS Haswell shape); row tails use the
-// same kernel instantiated for 1...5 rows. Rows are split across threads (WorkerPool) in blocks of 6 when
-// the work is large enough to pay for the thread hand-off.
+// Layout: b is packed once into 8-column panels (panel p = columns 8p..<8p+8, K × 8 contiguous, zero
+// beyond column M); the packed copy is cached in b's CPUStorage and reused while b is unchanged, so weights
+// are packed once, not per batch. A K block of a panel is a contiguous slice of it, so K blocking needs no
+// repacking of b. a is used in place (row pointers), or — for large products, where TLB and cache-set
+// conflicts of long rows hurt — packed per (MC × KC) block into 6-row micro-panels (k-major).
+//
+// Loops (per piece of rows or columns): for each NC group of panels, for each K block (KC), for each MC
+// block of rows (packed A): for each pair of panels (the KC × 16 slice of b stays in cache while the
+// micro-panels of a stream past it): for each 6-row micro-panel: the 6 × 16 micro-kernel (12 SIMD8
+// accumulators, the BLIS Haswell shape; a lone last 8-column panel uses 12 × 8). Row tails (1...5 rows: batch 1, batch 7, ...) use wider kernels instead — R rows × up to 12/R
+// SIMD8 column vectors — so that even a single row keeps enough independent fma chains in flight.
+//
+// Threads: a product of at least `threadingThreshold` multiply-adds is split into a few pieces per thread:
+// by rows (6-row blocks) when there are enough rows, else by panels; the caller and the pool threads claim
+// pieces until none is left. Each piece packs its own A in its thread's scratch; b is shared read-only; the
+// only synchronisation is one lock per claimed piece and the final join.
 
-/// b (K,M) packed into column panels for the micro-kernel. Owns its memory.
+/// b (K,M) packed into 8-column panels for the micro-kernels. Owns its memory.
 final class PackedPanels: @unchecked Sendable {
     // @unchecked Sendable: immutable after init; only read by GEMM threads.
 
@@ -24,42 +36,36 @@ final class PackedPanels: @unchecked Sendable {
     let cols: Int
     /// The CPUStorage version the panels were packed from.
     let version: UInt64
-    /// Panel p covers columns 16p ..< 16p + widths[p] (widths are 16, the last may be 8), stored as
-    /// rows × widths[p] floats starting at `base + offsets[p]`, zero beyond column `cols`.
-    let offsets: [Int]
-    let widths: [Int]
+    /// Number of panels, ceil(M / 8).
+    let count: Int
+    /// Panel p starts at `base + p * stride` and holds rows × 8 floats (row k at k * 8), zero beyond `cols`.
     let base: UnsafeMutablePointer<Float>
+
+    /// Floats per panel (K × 8).
+    var stride: Int { rows * 8 }
 
     init(packing b: UnsafePointer<Float>, rows: Int, cols: Int, version: UInt64) {
         self.rows = rows
         self.cols = cols
         self.version = version
-        var offsets: [Int] = []
-        var widths: [Int] = []
-        var total = 0
-        var j0 = 0
-        while j0 < cols {
-            let remaining = cols - j0
-            let w = remaining <= 8 ? 8 : 16
-            offsets.append(total)
-            widths.append(w)
-            total += rows * w
-            j0 += 16
-        }
-        self.offsets = offsets
-        self.widths = widths
+        count = (cols + 7) / 8
+        let total = count * rows * 8
         let raw = UnsafeMutableRawPointer.allocate(
-            byteCount: Swift.max(total * MemoryLayout<Float>.stride, 64), alignment: 64)
-        base = raw.bindMemory(to: Float.self, capacity: Swift.max(total, 16))
-        base.initialize(repeating: 0, count: total)
-        for p in 0..<offsets.count {
-            let panel = base + offsets[p]
-            let w = widths[p]
-            let jStart = 16 * p
-            let valid = Swift.min(w, cols - jStart)
+            byteCount: Swift.max(total, 16) * MemoryLayout<Float>.stride, alignment: 64)
+        base = raw.initializeMemory(as: Float.self, repeating: 0, count: Swift.max(total, 16))
+        for p in 0..<count {
+            let panel = base + p * rows * 8
+            let j0 = 8 * p
+            let valid = Swift.min(8, cols - j0)
             for k in 0..<rows {
-                // panel[k][0..<valid] = b[k][jStart..<jStart+valid]
-                (panel + k * w).update(from: b + k * cols + jStart, count: valid)
+                // panel[k][0..<valid] = b[k][j0..<j0+valid]
+                let src = b + k * cols + j0
+                if valid == 8 {
+                    UnsafeMutableRawPointer(panel + k * 8).storeBytes(
+                        of: UnsafeRawPointer(src).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+                } else {
+                    (panel + k * 8).update(from: src, count: valid)
+                }
             }
         }
     }
@@ -67,231 +73,451 @@ final class PackedPanels: @unchecked Sendable {
     deinit { UnsafeMutableRawPointer(base).deallocate() }
 }
 
-/// Raw pointers handed to GEMM worker threads.
-struct GEMMArguments: @unchecked Sendable {
-    // @unchecked Sendable: the pointers outlive the (synchronous) GEMM call; threads write disjoint rows of c.
+/// One product c (n, M) = a (n, K) · B, then (when `bias` or an activation is given) the epilogue.
+/// Raw pointers handed to GEMM threads.
+struct GEMMProblem: @unchecked Sendable {
+    // @unchecked Sendable: the pointers outlive the (synchronous) GEMM call; threads write disjoint parts of c.
+    /// Row 0 of a; row i at a + i * lda.
     let a: UnsafePointer<Float>
+    let lda: Int
+    /// Rows of a and c.
     let n: Int
-    let k: Int
-    let m: Int
+    /// B (K, M), packed.
     let panels: PackedPanels
-    /// nil for matmul (no add at all: adding +0 would turn -0 into +0).
+    /// nil for matmul (no add at all: adding +0 would turn -0 into +0); else bias[0..<M].
     let bias: UnsafePointer<Float>?
     let activation: Activation
+    /// Row 0 of c; row i at c + i * ldc.
     let c: UnsafeMutablePointer<Float>
+    let ldc: Int
+
+    var k: Int { panels.rows }
+    var m: Int { panels.cols }
+
+    /// The same product restricted to rows i0 ..< i0 + count.
+    func rows(from i0: Int, count: Int) -> GEMMProblem {
+        GEMMProblem(
+            a: a + i0 * lda, lda: lda, n: count, panels: panels, bias: bias, activation: activation,
+            c: c + i0 * ldc, ldc: ldc)
+    }
 }
 
-/// The register-blocked GEMM of ``CPUBackend``.
+/// The cache- and register-blocked GEMM of ``CPUBackend``.
 enum GEMM {
-    /// Rows per micro-kernel call.
+    /// Rows per full micro-kernel.
     static let mr = 6
+    /// K block. Measured on Zen3 (single core, 10000×784×50, 1024³, 2048³): KC = 256 (the L1-resident
+    /// 16 KB slice of b of the textbook) gives 50-80 GFLOP/s, KC ≥ 784 gives 72-92: the 6 × 16 kernel
+    /// needs only 64 bytes of b per 6 cycles, which L2 delivers, while every extra K block costs a
+    /// reload of the C tile. So K is split only beyond 1024, into balanced blocks (a KC × 16 slice of b,
+    /// 64 KB, then stays in L2).
+    static let kc = 1024
+    /// M block (rows of a per packed block, 24 micro-panels that reuse each slice of b); measured flat
+    /// between 48 and 288.
+    static let mc = 144
+    /// N block in panels (4096 columns): a KC × NC block of b (4 MB) stays in the shared L3.
+    static let nc = 512
+    /// Floats of a packed A block (per thread).
+    static let packFloats = mc * kc
+    /// a is packed when the row block is reused over at least this many panels (M ≥ 128): then the
+    /// packing pass costs well under 1% and removes cache-set/TLB conflicts of long, strided rows.
+    static let packMinPanels = 16
     /// Below this many multiply-adds (N·K·M, ~10 µs on one core) one thread does all the work: handing
-    /// chunks to the others costs more than it saves. The book network at batch 100 threads layers 1
-    /// and 2 (measured: faster than threading layer 1 only).
+    /// chunks to the others costs more than it saves.
     static let threadingThreshold = 1 << 18
+    /// Pieces of a threaded product per thread (claimed dynamically by the pool's threads).
+    static let tasksPerThread = 4
 
-    /// Runs the whole GEMM on the caller and up to `pool.workers` pool threads.
-    static func run(_ args: GEMMArguments, pool: WorkerPool) {
-        let blocks = (args.n + mr - 1) / mr
-        guard blocks > 0, args.m > 0 else { return }
-        let work = args.n * Swift.max(args.k, 1) * args.m
-        let chunks = work < threadingThreshold ? 1 : Swift.min(pool.workers + 1, blocks)
-        if chunks <= 1 {
-            rows(args, from: 0, to: args.n)
+    /// Runs the whole product on the caller and up to `pool.workers` pool threads; `scratch` lends each
+    /// thread its A packing buffer.
+    static func run(_ p: GEMMProblem, pool: WorkerPool, scratch: ScratchPool) {
+        let panelCount = p.panels.count
+        guard p.n > 0, panelCount > 0 else { return }
+        let work = p.n * Swift.max(p.k, 1) * p.m
+        let blocks = (p.n + mr - 1) / mr
+        let chunks = work < threadingThreshold ? 1 : pool.workers + 1
+        if chunks <= 1 || (blocks < 2 && panelCount < 4) {
+            let s = scratch.take()
+            compute(p, panels: 0..<panelCount, scratch: s)
+            scratch.give(s)
             return
         }
-        pool.run(chunks: chunks) { t in
-            // Contiguous ranges of 6-row blocks, as even as possible.
-            let b0 = blocks * t / chunks
-            let b1 = blocks * (t + 1) / chunks
-            rows(args, from: b0 * mr, to: Swift.min(b1 * mr, args.n))
+        if blocks >= 2 * chunks || panelCount < 2 * chunks {
+            // Contiguous ranges of 6-row blocks, as even as possible; a few per thread, so that a thread
+            // that starts late (busy machine) just takes fewer of them.
+            let parts = Swift.min(tasksPerThread * chunks, blocks)
+            pool.run(chunks: parts) { t in
+                let b0 = blocks * t / parts, b1 = blocks * (t + 1) / parts
+                let i0 = b0 * mr, i1 = Swift.min(b1 * mr, p.n)
+                guard i1 > i0 else { return }
+                let s = scratch.take()
+                compute(p.rows(from: i0, count: i1 - i0), panels: 0..<panelCount, scratch: s)
+                scratch.give(s)
+            }
+        } else {
+            // Few rows, many columns: contiguous ranges of panel pairs.
+            let pairs = (panelCount + 1) / 2
+            let parts = Swift.min(tasksPerThread * chunks, pairs)
+            pool.run(chunks: parts) { t in
+                let j0 = 2 * (pairs * t / parts), j1 = Swift.min(2 * (pairs * (t + 1) / parts), panelCount)
+                guard j1 > j0 else { return }
+                let s = scratch.take()
+                compute(p, panels: j0..<j1, scratch: s)
+                scratch.give(s)
+            }
         }
     }
 
-    /// Computes output rows i0 ..< i1 (i0 a multiple of 6).
-    static func rows(_ args: GEMMArguments, from i0: Int, to i1: Int) {
-        let panels = args.panels
-        var i = i0
-        while i < i1 {
-            let r = Swift.min(mr, i1 - i)
-            let a = args.a + i * args.k
-            let c = args.c + i * args.m
-            for p in 0..<panels.offsets.count {
-                let j0 = 16 * p
-                let valid = Swift.min(panels.widths[p], args.m - j0)
-                let b = UnsafePointer(panels.base + panels.offsets[p])
-                if panels.widths[p] == 16 {
-                    let bias = loadBias(args.bias, from: j0, count: valid, width: 16)
-                    switch r {
-                    case 6: kernel16(Rows6.self, a, args.k, b, c + j0, args.m, valid, bias, args.activation)
-                    case 5: kernel16(Rows5.self, a, args.k, b, c + j0, args.m, valid, bias, args.activation)
-                    case 4: kernel16(Rows4.self, a, args.k, b, c + j0, args.m, valid, bias, args.activation)
-                    case 3: kernel16(Rows3.self, a, args.k, b, c + j0, args.m, valid, bias, args.activation)
-                    case 2: kernel16(Rows2.self, a, args.k, b, c + j0, args.m, valid, bias, args.activation)
-                    default: kernel16(Rows1.self, a, args.k, b, c + j0, args.m, valid, bias, args.activation)
+    /// The blocked product on the calling thread, for all rows of `p` and the column panels `panels`.
+    static func compute(_ p: GEMMProblem, panels: Range<Int>, scratch: Scratch?) {
+        let n = p.n, K = p.k
+        guard n > 0, !panels.isEmpty else { return }
+        // K blocks pay off only when a block of b is reused by several micro-panels; balanced sizes.
+        let kBlocks = n > mr ? Swift.max(1, (K + kc - 1) / kc) : 1
+        let pack = n > mr && panels.count >= packMinPanels && K > 0 ? scratch?.packBuffer() : nil
+        var jc = panels.lowerBound
+        while jc < panels.upperBound {
+            let jEnd = Swift.min(jc + nc, panels.upperBound)
+            for kb in 0..<kBlocks {
+                let k0 = K * kb / kBlocks, k1 = K * (kb + 1) / kBlocks
+                var ic = 0
+                while ic < n {
+                    let rows = Swift.min(mc, n - ic)
+                    let block: APanel
+                    if let pack {
+                        packA(p.a + ic * p.lda + k0, lda: p.lda, rows: rows, depth: k1 - k0, into: pack)
+                        block = APanel(base: UnsafePointer(pack), rs: 1, cs: mr, next: mr * (k1 - k0))
+                    } else {
+                        block = APanel(base: p.a + ic * p.lda + k0, rs: p.lda, cs: 1, next: mr * p.lda)
                     }
-                } else {
-                    let bias = loadBias(args.bias, from: j0, count: valid, width: 8)
-                    switch r {
-                    case 6: kernel8(Rows6.self, a, args.k, b, c + j0, args.m, valid, bias?.0, args.activation)
-                    case 5: kernel8(Rows5.self, a, args.k, b, c + j0, args.m, valid, bias?.0, args.activation)
-                    case 4: kernel8(Rows4.self, a, args.k, b, c + j0, args.m, valid, bias?.0, args.activation)
-                    case 3: kernel8(Rows3.self, a, args.k, b, c + j0, args.m, valid, bias?.0, args.activation)
-                    case 2: kernel8(Rows2.self, a, args.k, b, c + j0, args.m, valid, bias?.0, args.activation)
-                    default: kernel8(Rows1.self, a, args.k, b, c + j0, args.m, valid, bias?.0, args.activation)
-                    }
+                    tiles(
+                        p, block, rows: ic..<(ic + rows), panels: jc..<jEnd, k0: k0, k1: k1,
+                        first: kb == 0, last: kb == kBlocks - 1)
+                    ic += rows
                 }
             }
-            i += r
+            jc = jEnd
         }
     }
 
-    /// bias[j0 ..< j0+count] as two SIMD8 (zero-padded), or nil when there is no bias.
-    @inline(__always)
-    static func loadBias(_ bias: UnsafePointer<Float>?, from j0: Int, count: Int, width: Int)
-        -> (SIMD8<Float>, SIMD8<Float>)?
-    {
-        guard let bias else { return nil }
-        var lo = SIMD8<Float>(), hi = SIMD8<Float>()
-        for l in 0..<Swift.min(count, 8) { lo[l] = bias[j0 + l] }
-        if count > 8 { for l in 0..<(count - 8) { hi[l] = bias[j0 + 8 + l] } }
-        return (lo, hi)
+    /// Where the rows of one row block of a are: element (r, k) of micro-panel i (rows 6i ..< 6i+6 of the
+    /// block, k from the block's k0) at base + i * next + r * rs + k * cs.
+    struct APanel {
+        let base: UnsafePointer<Float>
+        let rs: Int
+        let cs: Int
+        let next: Int
     }
 
-    /// Bias add (if any), then the activation (identity included: it canonicalises NaN), on one SIMD8.
-    @inline(__always)
-    static func finish(_ acc: SIMD8<Float>, _ bias: SIMD8<Float>?, _ activation: Activation) -> SIMD8<Float> {
-        var v = acc
-        if let bias { v = v + bias }
-        return Numerics.activate(v, activation)
+    /// All micro-tiles of rows `rows` (one MC block) × `panels`, for the K block k0 ..< k1.
+    static func tiles(
+        _ p: GEMMProblem, _ a: APanel, rows: Range<Int>, panels: Range<Int>, k0: Int, k1: Int,
+        first: Bool, last: Bool
+    ) {
+        let full = rows.count / mr * mr
+        let tail = rows.count - full
+        let depth = k1 - k0
+        let ps = p.panels.stride
+        let b = UnsafePointer(p.panels.base) + k0 * 8
+        // Full micro-panels, two panels (16 columns) at a time: the KC × 16 slice of b stays in L1 while
+        // the micro-panels of a stream through.
+        if full > 0 {
+            var jp = panels.lowerBound
+            while jp < panels.upperBound {
+                let g = Swift.min(2, panels.upperBound - jp)
+                let j0 = 8 * jp
+                let cols = Swift.min(8 * g, p.m - j0)
+                var i = 0
+                if g == 1 && a.next == mr * a.rs {
+                    // A lone 8-column panel (an odd panel count): 12 rows at a time, so that 12 fma chains
+                    // are in flight instead of 6 (rows are evenly strided when a is not packed).
+                    while i + 2 * mr <= full {
+                        let c = p.c + (rows.lowerBound + i) * p.ldc + j0
+                        lone12(a.base + (i / mr) * a.next, a.rs, depth, b + jp * ps, c, p.ldc, cols, first)
+                        if last { epilogue(c, p.ldc, 2 * mr, cols, p.bias.map { $0 + j0 }, p.activation) }
+                        i += 2 * mr
+                    }
+                }
+                while i < full {
+                    let c = p.c + (rows.lowerBound + i) * p.ldc + j0
+                    kernel(
+                        mr, g, a.base + (i / mr) * a.next, a.rs, a.cs, depth, b + jp * ps, ps, c, p.ldc,
+                        cols, first)
+                    if last { epilogue(c, p.ldc, mr, cols, p.bias.map { $0 + j0 }, p.activation) }
+                    i += mr
+                }
+                jp += g
+            }
+        }
+        // Row tail: R = 1...5 rows × up to 12/R column vectors per call, in even groups.
+        if tail > 0 {
+            let vmax = maxVectors(tail)
+            let nv = panels.count
+            let groups = (nv + vmax - 1) / vmax
+            let ra = a.base + (full / mr) * a.next
+            for gi in 0..<groups {
+                let v0 = panels.lowerBound + nv * gi / groups
+                let v1 = panels.lowerBound + nv * (gi + 1) / groups
+                let j0 = 8 * v0
+                let cols = Swift.min(8 * (v1 - v0), p.m - j0)
+                let c = p.c + (rows.lowerBound + full) * p.ldc + j0
+                kernel(tail, v1 - v0, ra, a.rs, a.cs, depth, b + v0 * ps, ps, c, p.ldc, cols, first)
+                if last { epilogue(c, p.ldc, tail, cols, p.bias.map { $0 + j0 }, p.activation) }
+            }
+        }
     }
 
-    /// Stores lanes 0 ..< count (≤ 8) of v at p.
+    /// The 12 × 8 micro-kernel for a lone 8-column panel: rows of a at a + r·lda (unpacked), b rows at
+    /// b + k·8; otherwise as ``Micro/run(_:_:_:_:_:_:_:_:_:_:)``. Written out: a 12-trip loop is not unrolled.
+    @inline(never)
+    static func lone12(
+        _ a: UnsafePointer<Float>, _ lda: Int, _ depth: Int, _ b: UnsafePointer<Float>,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ cols: Int, _ first: Bool
+    ) {
+        var acc = Accumulators()
+        if !first {
+            for r in 0..<12 { acc[r] = loadPartial(UnsafePointer(c) + r &* ldc, cols) }
+        }
+        let a0 = a, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda
+        let a6 = a5 + lda, a7 = a6 + lda, a8 = a7 + lda, a9 = a8 + lda, a10 = a9 + lda, a11 = a10 + lda
+        let braw = UnsafeRawPointer(b)
+        var k = 0
+        while k < depth {
+            // a[0..<12][k] (12,1) · b[k][0..<8] (1,8) accumulated into the (12,8) tile
+            let bv = braw.load(fromByteOffset: k &* 32, as: SIMD8<Float>.self)
+            acc.a0 = acc.a0.addingProduct(SIMD8(repeating: a0[k]), bv)
+            acc.a1 = acc.a1.addingProduct(SIMD8(repeating: a1[k]), bv)
+            acc.a2 = acc.a2.addingProduct(SIMD8(repeating: a2[k]), bv)
+            acc.a3 = acc.a3.addingProduct(SIMD8(repeating: a3[k]), bv)
+            acc.a4 = acc.a4.addingProduct(SIMD8(repeating: a4[k]), bv)
+            acc.a5 = acc.a5.addingProduct(SIMD8(repeating: a5[k]), bv)
+            acc.a6 = acc.a6.addingProduct(SIMD8(repeating: a6[k]), bv)
+            acc.a7 = acc.a7.addingProduct(SIMD8(repeating: a7[k]), bv)
+            acc.a8 = acc.a8.addingProduct(SIMD8(repeating: a8[k]), bv)
+            acc.a9 = acc.a9.addingProduct(SIMD8(repeating: a9[k]), bv)
+            acc.a10 = acc.a10.addingProduct(SIMD8(repeating: a10[k]), bv)
+            acc.a11 = acc.a11.addingProduct(SIMD8(repeating: a11[k]), bv)
+            k &+= 1
+        }
+        for r in 0..<12 { storePartial(acc[r], c + r &* ldc, cols) }
+    }
+
+    /// The most SIMD8 column vectors an R-row kernel takes (R × V ≤ 12 accumulators, but at least 2).
     @inline(__always)
-    static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
+    static func maxVectors(_ rows: Int) -> Int {
+        switch rows {
+        case 1: return 8
+        case 2: return 6
+        case 3: return 4
+        case 4: return 3
+        default: return 2
+        }
+    }
+
+    /// Packs rows × depth of a (row stride lda) into 6-row micro-panels: micro-panel i at dst + i·6·depth,
+    /// element (r, k) at [k·6 + r]. Rows past the end of a tail micro-panel are left as they are (the tail
+    /// kernels never read them).
+    static func packA(
+        _ a: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int, into dst: UnsafeMutablePointer<Float>
+    ) {
+        var i = 0
+        while i < rows {
+            let r = Swift.min(mr, rows - i)
+            let panel = dst + i * depth
+            if r == mr {
+                let s0 = a + i * lda, s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda
+                for k in 0..<depth {
+                    let d = panel + k * mr
+                    d[0] = s0[k]; d[1] = s1[k]; d[2] = s2[k]
+                    d[3] = s3[k]; d[4] = s4[k]; d[5] = s5[k]
+                }
+            } else {
+                for rr in 0..<r {
+                    let s = a + (i + rr) * lda
+                    for k in 0..<depth { panel[k * mr + rr] = s[k] }
+                }
+            }
+            i += mr
+        }
+    }
+
+    /// c[r][0..<cols] for r < rows: + bias (if any), then the activation (identity included: it
+    /// canonicalises NaN), with the Numerics SIMD8 formulas (equal to the scalar ones lane by lane).
+    static func epilogue(
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ rows: Int, _ cols: Int,
+        _ bias: UnsafePointer<Float>?, _ activation: Activation
+    ) {
+        for r in 0..<rows {
+            let row = c + r * ldc
+            var j = 0
+            while j < cols {
+                let n = Swift.min(8, cols - j)
+                var v = loadPartial(row + j, n)
+                if let bias { v = v + loadPartial(bias + j, n) }
+                storePartial(Numerics.activate(v, activation), row + j, n)
+                j += 8
+            }
+        }
+    }
+
+    /// Lanes 0 ..< count of p (count ≥ 8: all eight; the rest zero).
+    @inline(__always)
+    static func loadPartial(_ p: UnsafePointer<Float>, _ count: Int) -> SIMD8<Float> {
+        if count >= 8 { return UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+        var v = SIMD8<Float>()
+        for l in 0..<Swift.max(count, 0) { v[l] = p[l] }
+        return v
+    }
+
+    @inline(__always)
+    static func loadPartial(_ p: UnsafeMutablePointer<Float>, _ count: Int) -> SIMD8<Float> {
+        loadPartial(UnsafePointer(p), count)
+    }
+
+    /// Stores lanes 0 ..< count (count ≥ 8: all eight) of v at p.
+    @inline(__always)
+    static func storePartial(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
         if count >= 8 {
             UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
         } else {
-            for l in 0..<count { p[l] = v[l] }
+            for l in 0..<Swift.max(count, 0) { p[l] = v[l] }
         }
     }
 
-    /// Stores one row of a 16-wide tile: `valid` (1...16) columns.
-    @inline(__always)
-    static func storeRow16(
-        _ lo: SIMD8<Float>, _ hi: SIMD8<Float>, _ c: UnsafeMutablePointer<Float>, _ valid: Int,
-        _ bias: (SIMD8<Float>, SIMD8<Float>)?, _ activation: Activation
+    /// Dispatches to the micro-kernel for `rows` (1...6) × `vectors` SIMD8 columns (rows·vectors ≤ 12).
+    static func kernel(
+        _ rows: Int, _ vectors: Int, _ a: UnsafePointer<Float>, _ rs: Int, _ cs: Int, _ depth: Int,
+        _ b: UnsafePointer<Float>, _ ps: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ cols: Int,
+        _ first: Bool
     ) {
-        store(finish(lo, bias?.0, activation), c, valid)
-        if valid > 8 { store(finish(hi, bias?.1, activation), c + 8, valid - 8) }
-    }
-
-    /// R = Rows.value (1...6) rows × one 16-wide panel: c[r][0..<valid] for r < R. Generic over the row
-    /// count so each R is specialised with a constant: the unused accumulators and branches fold away.
-    @inline(__always)
-    static func kernel16<Rows: RowCount>(
-        _: Rows.Type, _ a: UnsafePointer<Float>, _ K: Int, _ b: UnsafePointer<Float>,
-        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ valid: Int,
-        _ bias: (SIMD8<Float>, SIMD8<Float>)?, _ activation: Activation
-    ) {
-        let R = Rows.value
-        // Row pointers of a; rows ≥ R alias row 0 (never read: their code is folded away).
-        let a0 = a
-        let a1 = R > 1 ? a + K : a
-        let a2 = R > 2 ? a + 2 * K : a
-        let a3 = R > 3 ? a + 3 * K : a
-        let a4 = R > 4 ? a + 4 * K : a
-        let a5 = R > 5 ? a + 5 * K : a
-        var c00 = SIMD8<Float>(), c01 = SIMD8<Float>()
-        var c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
-        var c20 = SIMD8<Float>(), c21 = SIMD8<Float>()
-        var c30 = SIMD8<Float>(), c31 = SIMD8<Float>()
-        var c40 = SIMD8<Float>(), c41 = SIMD8<Float>()
-        var c50 = SIMD8<Float>(), c51 = SIMD8<Float>()
-        let braw = UnsafeRawPointer(b)
-        for k in 0..<K {
-            // x (R,1) · b[k] (1,16) accumulated into the (R,16) tile
-            let b0 = braw.load(fromByteOffset: k &* 64, as: SIMD8<Float>.self)
-            let b1 = braw.load(fromByteOffset: k &* 64 &+ 32, as: SIMD8<Float>.self)
-            let x0 = SIMD8<Float>(repeating: a0[k])
-            c00 = c00.addingProduct(x0, b0)
-            c01 = c01.addingProduct(x0, b1)
-            if R > 1 {
-                let x1 = SIMD8<Float>(repeating: a1[k])
-                c10 = c10.addingProduct(x1, b0)
-                c11 = c11.addingProduct(x1, b1)
-            }
-            if R > 2 {
-                let x2 = SIMD8<Float>(repeating: a2[k])
-                c20 = c20.addingProduct(x2, b0)
-                c21 = c21.addingProduct(x2, b1)
-            }
-            if R > 3 {
-                let x3 = SIMD8<Float>(repeating: a3[k])
-                c30 = c30.addingProduct(x3, b0)
-                c31 = c31.addingProduct(x3, b1)
-            }
-            if R > 4 {
-                let x4 = SIMD8<Float>(repeating: a4[k])
-                c40 = c40.addingProduct(x4, b0)
-                c41 = c41.addingProduct(x4, b1)
-            }
-            if R > 5 {
-                let x5 = SIMD8<Float>(repeating: a5[k])
-                c50 = c50.addingProduct(x5, b0)
-                c51 = c51.addingProduct(x5, b1)
-            }
+        switch (rows, vectors) {
+        case (6, 2): Micro<N6, N2>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (6, _): Micro<N6, N1>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (5, 2): Micro<N5, N2>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (5, _): Micro<N5, N1>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (4, 3): Micro<N4, N3>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (4, 2): Micro<N4, N2>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (4, _): Micro<N4, N1>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (3, 4): Micro<N3, N4>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (3, 3): Micro<N3, N3>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (3, 2): Micro<N3, N2>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (3, _): Micro<N3, N1>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (2, 6): Micro<N2, N6>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (2, 5): Micro<N2, N5>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (2, 4): Micro<N2, N4>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (2, 3): Micro<N2, N3>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (2, 2): Micro<N2, N2>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (2, _): Micro<N2, N1>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (_, 8): Micro<N1, N8>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (_, 7): Micro<N1, N7>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (_, 6): Micro<N1, N6>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (_, 5): Micro<N1, N5>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (_, 4): Micro<N1, N4>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (_, 3): Micro<N1, N3>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        case (_, 2): Micro<N1, N2>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
+        default: Micro<N1, N1>.run(a, rs, cs, depth, b, ps, c, ldc, cols, first)
         }
-        storeRow16(c00, c01, c, valid, bias, activation)
-        if R > 1 { storeRow16(c10, c11, c + ldc, valid, bias, activation) }
-        if R > 2 { storeRow16(c20, c21, c + 2 * ldc, valid, bias, activation) }
-        if R > 3 { storeRow16(c30, c31, c + 3 * ldc, valid, bias, activation) }
-        if R > 4 { storeRow16(c40, c41, c + 4 * ldc, valid, bias, activation) }
-        if R > 5 { storeRow16(c50, c51, c + 5 * ldc, valid, bias, activation) }
-    }
-
-    /// R (1...6) rows × one 8-wide panel (the last panel when ≤ 8 columns remain).
-    @inline(__always)
-    static func kernel8<Rows: RowCount>(
-        _: Rows.Type, _ a: UnsafePointer<Float>, _ K: Int, _ b: UnsafePointer<Float>,
-        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ valid: Int,
-        _ bias: SIMD8<Float>?, _ activation: Activation
-    ) {
-        let R = Rows.value
-        let a0 = a
-        let a1 = R > 1 ? a + K : a
-        let a2 = R > 2 ? a + 2 * K : a
-        let a3 = R > 3 ? a + 3 * K : a
-        let a4 = R > 4 ? a + 4 * K : a
-        let a5 = R > 5 ? a + 5 * K : a
-        var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>()
-        var c3 = SIMD8<Float>(), c4 = SIMD8<Float>(), c5 = SIMD8<Float>()
-        let braw = UnsafeRawPointer(b)
-        for k in 0..<K {
-            // x (R,1) · b[k] (1,8) accumulated into the (R,8) tile
-            let b0 = braw.load(fromByteOffset: k &* 32, as: SIMD8<Float>.self)
-            c0 = c0.addingProduct(SIMD8(repeating: a0[k]), b0)
-            if R > 1 { c1 = c1.addingProduct(SIMD8(repeating: a1[k]), b0) }
-            if R > 2 { c2 = c2.addingProduct(SIMD8(repeating: a2[k]), b0) }
-            if R > 3 { c3 = c3.addingProduct(SIMD8(repeating: a3[k]), b0) }
-            if R > 4 { c4 = c4.addingProduct(SIMD8(repeating: a4[k]), b0) }
-            if R > 5 { c5 = c5.addingProduct(SIMD8(repeating: a5[k]), b0) }
-        }
-        store(finish(c0, bias, activation), c, valid)
-        if R > 1 { store(finish(c1, bias, activation), c + ldc, valid) }
-        if R > 2 { store(finish(c2, bias, activation), c + 2 * ldc, valid) }
-        if R > 3 { store(finish(c3, bias, activation), c + 3 * ldc, valid) }
-        if R > 4 { store(finish(c4, bias, activation), c + 4 * ldc, valid) }
-        if R > 5 { store(finish(c5, bias, activation), c + 5 * ldc, valid) }
     }
 }
 
-/// A compile-time row count for the micro-kernels (a generic parameter, so each count gets its own
-/// specialised kernel with no run-time row branches in the k loop).
-protocol RowCount { static var value: Int { get } }
-enum Rows1: RowCount { static var value: Int { 1 } }
-enum Rows2: RowCount { static var value: Int { 2 } }
-enum Rows3: RowCount { static var value: Int { 3 } }
-enum Rows4: RowCount { static var value: Int { 4 } }
-enum Rows5: RowCount { static var value: Int { 5 } }
-enum Rows6: RowCount { static var value: Int { 6 } }
+/// The micro-kernel: Rows.value (R) rows × Vectors.value (V) SIMD8 columns, R·V ≤ 12 accumulators in
+/// registers. Generic over the two counts so each shape is specialised with constants: loops unroll, the
+/// accumulator struct is kept in registers, and the k loop is pure vbroadcastss + vfmadd231ps.
+enum Micro<Rows: CountType, Vectors: CountType> {
+    /// c (R, cols) = [c +] a (R, depth) · b (depth, V·8), raw (no epilogue). a's element (r, k) is at
+    /// a[r·rs + k·cs]; b's vector v of row k at b + v·ps + k·8. `first`: start from +0, else continue from
+    /// the float32 partial sums stored in c by the previous K block.
+    @inline(never)
+    static func run(
+        _ a: UnsafePointer<Float>, _ rs: Int, _ cs: Int, _ depth: Int, _ b: UnsafePointer<Float>, _ ps: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ cols: Int, _ first: Bool
+    ) {
+        let R = Rows.value, V = Vectors.value
+        var acc = Accumulators()
+        if !first {
+            for r in 0..<R {
+                let row = UnsafePointer(c) + r &* ldc
+                for v in 0..<V {
+                    let offset: Int = v &* 8
+                    acc[r &* V &+ v] = GEMM.loadPartial(row + offset, cols &- offset)
+                }
+            }
+        }
+        let braw = UnsafeRawPointer(b)
+        var k = 0
+        while k < depth {
+            // a[0..<R][k] (R,1) · b[k][0..<8V] (1,8V) accumulated into the (R,8V) tile
+            for r in 0..<R {
+                let x = SIMD8<Float>(repeating: a[r &* rs &+ k &* cs])
+                for v in 0..<V {
+                    let bv = braw.load(fromByteOffset: (v &* ps &+ k &* 8) &* 4, as: SIMD8<Float>.self)
+                    acc[r &* V &+ v] = acc[r &* V &+ v].addingProduct(x, bv)
+                }
+            }
+            k &+= 1
+        }
+        for r in 0..<R {
+            let row = c + r &* ldc
+            for v in 0..<V {
+                let offset: Int = v &* 8
+                GEMM.storePartial(acc[r &* V &+ v], row + offset, cols &- offset)
+            }
+        }
+    }
+}
+
+/// Twelve SIMD8 accumulators addressed by a constant index (after unrolling the switch folds away and
+/// each one lives in a ymm register).
+struct Accumulators {
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+    var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
+    var a8 = SIMD8<Float>(), a9 = SIMD8<Float>(), a10 = SIMD8<Float>(), a11 = SIMD8<Float>()
+
+    @inline(__always)
+    subscript(i: Int) -> SIMD8<Float> {
+        get {
+            switch i {
+            case 0: a0
+            case 1: a1
+            case 2: a2
+            case 3: a3
+            case 4: a4
+            case 5: a5
+            case 6: a6
+            case 7: a7
+            case 8: a8
+            case 9: a9
+            case 10: a10
+            default: a11
+            }
+        }
+        set {
+            switch i {
+            case 0: a0 = newValue
+            case 1: a1 = newValue
+            case 2: a2 = newValue
+            case 3: a3 = newValue
+            case 4: a4 = newValue
+            case 5: a5 = newValue
+            case 6: a6 = newValue
+            case 7: a7 = newValue
+            case 8: a8 = newValue
+            case 9: a9 = newValue
+            case 10: a10 = newValue
+            default: a11 = newValue
+            }
+        }
+    }
+}
+
+/// A compile-time count for the micro-kernels (a generic parameter, so each count gets its own
+/// specialised kernel with no run-time branches in the k loop).
+protocol CountType { static var value: Int { get } }
+enum N1: CountType { static var value: Int { 1 } }
+enum N2: CountType { static var value: Int { 2 } }
+enum N3: CountType { static var value: Int { 3 } }
+enum N4: CountType { static var value: Int { 4 } }
+enum N5: CountType { static var value: Int { 5 } }
+enum N6: CountType { static var value: Int { 6 } }
+enum N7: CountType { static var value: Int { 7 } }
+enum N8: CountType { static var value: Int { 8 } }

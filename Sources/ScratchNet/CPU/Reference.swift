@@ -71,6 +71,16 @@ public enum Reference {
         }
     }
 
+    /// A whole MLP, naively: h = x; for each layer h = ``affine(_:_:bias:activation:)``; then
+    /// ``softmaxRows(_:)`` if `softmax`. What ``Backend/forward(_:layers:softmax:into:)`` must equal bit for bit.
+    public static func forward(
+        _ x: Tensor, layers: [(weights: Tensor, bias: Tensor, activation: Activation)], softmax: Bool
+    ) throws(ShapeError) -> Tensor {
+        var h = x
+        for layer in layers { h = try affine(h, layer.weights, bias: layer.bias, activation: layer.activation) }
+        return softmax ? try softmaxRows(h) : h
+    }
+
     /// The (rows, cols) of a rank-1 or rank-2 tensor; other ranks are an error.
     private static func matrix(_ t: Tensor, _ what: String) throws(ShapeError) -> (Int, Int) {
         guard t.rank == 1 || t.rank == 2 else {

@@ -1,7 +1,8 @@
 // WorkerPool: the CPU backend's own threads for splitting a GEMM across cores.
 //
 // Plain Foundation threads, started on first use, polling briefly and then parked on a condition
-// variable between jobs; the calling thread runs chunk 0 itself. Compared with DispatchQueue.concurrentPerform this gives each
+// variable between jobs; the calling thread runs chunk 0 itself and every thread then claims the next
+// unclaimed chunk until none is left (so a late thread costs nothing but its share). Compared with DispatchQueue.concurrentPerform this gives each
 // backend its own fixed set of threads (no dependence on the process-wide Dispatch pool, which Swift
 // concurrency and other libraries share) and an exact chunk -> thread mapping.
 
@@ -17,10 +18,19 @@ final class WorkerPool: @unchecked Sendable {
     private final class State: @unchecked Sendable {
         let condition = NSCondition()
         var job: (@Sendable (Int) -> Void)?
+        /// Chunks of the current job, how many were claimed, how many finished.
         var chunks = 0
+        var claimed = 0
+        var finished = 0
         var generation = 0
-        var pending = 0
         var shutdown = false
+
+        /// The next unclaimed chunk of the current job (with the job), or nil. Call with the lock held.
+        func claim() -> (Int, @Sendable (Int) -> Void)? {
+            guard let job, claimed < chunks else { return nil }
+            claimed += 1
+            return (claimed - 1, job)
+        }
     }
 
     private let state = State()
@@ -41,12 +51,13 @@ final class WorkerPool: @unchecked Sendable {
         state.condition.unlock()
     }
 
-    /// Runs `body(0) ..< body(chunks)` in parallel and returns when all have finished. `chunks` is
-    /// clamped to `workers + 1`; if another job is running, this one runs serially on the caller.
-    func run(chunks requested: Int, _ body: @escaping @Sendable (Int) -> Void) {
-        let chunks = Swift.min(requested, workers + 1)
-        guard chunks > 1, runLock.try() else {
-            for i in 0..<requested { body(i) }
+    /// Runs `body(0) ..< body(chunks)` in parallel and returns when all have finished. Chunks are claimed
+    /// one at a time by the caller and the pool threads, so a thread that wakes late (or is descheduled
+    /// on a busy machine) simply gets fewer chunks: the caller never waits for a thread that has not
+    /// started one. If another job is running, this one runs serially on the caller.
+    func run(chunks: Int, _ body: @escaping @Sendable (Int) -> Void) {
+        guard chunks > 1, workers > 0, runLock.try() else {
+            for i in 0..<chunks { body(i) }
             return
         }
         defer { runLock.unlock() }
@@ -55,17 +66,25 @@ final class WorkerPool: @unchecked Sendable {
         s.condition.lock()
         s.job = body
         s.chunks = chunks
-        s.pending = chunks - 1
+        s.claimed = 1  // chunk 0 is the caller's
+        s.finished = 0
         s.generation += 1
         s.condition.broadcast()
         s.condition.unlock()
 
-        body(0)
+        var next: Int? = 0
+        while let i = next {
+            body(i)
+            s.condition.lock()
+            s.finished += 1
+            next = s.claim()?.0
+            s.condition.unlock()
+        }
 
-        // Usually the workers finish at about the same time as the caller: poll briefly before sleeping.
-        _ = WorkerPool.spin(s) { $0.pending == 0 }
+        // Usually the others finish at about the same time as the caller: poll briefly before sleeping.
+        _ = WorkerPool.spin(s) { $0.finished == $0.chunks }
         s.condition.lock()
-        while s.pending > 0 { s.condition.wait() }
+        while s.finished < s.chunks { s.condition.wait() }
         s.job = nil
         s.condition.unlock()
     }
@@ -99,14 +118,16 @@ final class WorkerPool: @unchecked Sendable {
                     while s.generation == seen && !s.shutdown { s.condition.wait() }
                     if s.shutdown { s.condition.unlock(); return }
                     seen = s.generation
-                    let job = index < s.chunks ? s.job : nil
+                    var work = s.claim()
                     s.condition.unlock()
-                    guard let job else { continue }
-                    job(index)
-                    s.condition.lock()
-                    s.pending -= 1
-                    if s.pending == 0 { s.condition.broadcast() }
-                    s.condition.unlock()
+                    while let (i, job) = work {
+                        job(i)
+                        s.condition.lock()
+                        s.finished += 1
+                        if s.finished == s.chunks { s.condition.broadcast() }
+                        work = s.claim()
+                        s.condition.unlock()
+                    }
                 }
             }
             thread.name = "ScratchNet CPU worker \(index)"
