@@ -8,8 +8,9 @@
 //   (each work-item reads its element before writing it).
 // Arguments:  sn_apply(int n, int act, global const float *x, global float *y)     act: SN_ACT_* in sn_math.cl
 //             sn_bytes_to_float(int n, float divisor, global const uchar *x, global float *y)
-// Work sizes: 1-D, one element per work-item; the host rounds n up to its fixed local size and
-//   work-items with index >= n return.
+// Work sizes: 1-D. sn_apply: one element per work-item; sn_bytes_to_float: SN_BYTES_PER_ITEM (16)
+//   consecutive elements per work-item (one uchar16 load, one float16 store). The host rounds the item count
+//   up to its fixed local size; work-items past the end return, the last one converts the tail one by one.
 // Tunables: none.
 
 #pragma OPENCL FP_CONTRACT OFF
@@ -20,8 +21,15 @@ __kernel void sn_apply(const int n, const int act, __global const float *x, __gl
     y[i] = sn_activate(x[i], act);
 }
 
+#define SN_BYTES_PER_ITEM 16
+
 __kernel void sn_bytes_to_float(const int n, const float divisor, __global const uchar *x, __global float *y) {
-    const int i = (int)get_global_id(0);
-    if (i >= n) return;
-    y[i] = (float)x[i] / divisor;
+    const int i0 = (int)get_global_id(0) * SN_BYTES_PER_ITEM;
+    if (i0 >= n) return;
+    if (i0 + SN_BYTES_PER_ITEM <= n) {
+        // 16 independent correctly rounded divisions (lane-wise, no reassociation).
+        vstore16(convert_float16(vload16(0, x + i0)) / divisor, 0, y + i0);
+    } else {
+        for (int i = i0; i < n; ++i) y[i] = (float)x[i] / divisor;
+    }
 }

@@ -80,3 +80,41 @@ inline float sn_activate(float x, int act) {
     if (act == SN_ACT_RELU) return sn_relu(x);
     return sn_canon(x);
 }
+
+// ---- float8 forms: the same operations lane by lane (used by the vectorised epilogues of net.cl). Where the
+// scalar functions return early (NaN, overflow, flush to zero), these compute every lane and then select on
+// the input exactly as those early returns decide, so each lane has the scalar function's bits.
+
+inline float8 sn_pow2_8(float8 n) {
+    uint8 bits = as_uint8(n + SN_MAGIC) - (uint8)(SN_MAGIC_BITS) + (uint8)(127u);
+    return as_float8(bits << (uint8)(23u));
+}
+
+inline float8 sn_exp8(float8 x) {
+    float8 n = rint(x * SN_LOG2E);
+    float8 r = fma(-n, (float8)(SN_LN2_HI), x);
+    r = fma(-n, (float8)(SN_LN2_LO), r);
+    float8 p = (float8)(SN_P0);
+    p = fma(p, r, (float8)(SN_P1));
+    p = fma(p, r, (float8)(SN_P2));
+    p = fma(p, r, (float8)(SN_P3));
+    p = fma(p, r, (float8)(SN_P4));
+    p = fma(p, r, (float8)(SN_P5));
+    float8 rr = r * r;
+    float8 y = fma(p, rr, r) + 1.0f;
+    float8 n1 = floor(n * 0.5f);
+    float8 n2 = n - n1;
+    float8 e = (y * sn_pow2_8(n1)) * sn_pow2_8(n2);
+    e = select(e, (float8)(0.0f), x < SN_EXP_LO);
+    e = select(e, (float8)(INFINITY), x > SN_EXP_HI);
+    return select(e, (float8)(SN_NAN), isnan(x));
+}
+
+inline float8 sn_activate8(float8 x, int act) {
+    if (act == SN_ACT_SIGMOID) return sn_canon8(1.0f / (1.0f + sn_exp8(-x)));
+    if (act == SN_ACT_RELU) {
+        float8 r = select((float8)(0.0f), x, x > 0.0f);
+        return select(r, (float8)(SN_NAN), isnan(x));
+    }
+    return sn_canon8(x);
+}

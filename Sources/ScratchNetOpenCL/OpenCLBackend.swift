@@ -1,7 +1,9 @@
 // OpenCLBackend: the Backend protocol on one OpenCL device — buffers stay on the device, ops are enqueued on
 // one in-order queue, and `download` blocks until everything before it has finished. The kernels
 // (Kernels/*.cl) follow the numerics contract, so on a device with parity the results are bitwise those
-// of the CPU path.
+// of the CPU path. Fast paths: weights are packed once into column panels (cached with the matrix, dropped
+// when it is written); a whole MLP runs as one launch (`forward`/`predict`, net.cl); built programs are kept
+// in a persistent binary cache (ProgramCache.swift). Tunables are chosen per device type (OpenCLTuning).
 
 import COpenCL
 import Foundation
@@ -17,11 +19,72 @@ final class OpenCLStorage: DeviceStorage, Sendable {
     let count: Int
     /// The context the buffer belongs to (identifies the owning backend).
     let context: CLContext
+    /// The matrix packed into column panels (sn_pack_panels), made on first use as a packed operand and
+    /// dropped by every write to the matrix (uploads and op outputs).
+    let packed = Mutex<CLBuffer?>(nil)
+    /// Bytes from `write(bytes:dividedBy:to:)`, kept on the device with their divisor. While `divisor` is
+    /// set the floats in `buffer` are stale: the next op that reads the matrix converts them first
+    /// (sn_bytes_to_float), and the whole-network kernel reads the bytes directly instead.
+    let bytes = Mutex<PendingBytes>(PendingBytes())
 
     init(buffer: CLBuffer?, count: Int, context: CLContext) {
         self.buffer = buffer
         self.count = count
         self.context = context
+    }
+}
+
+/// The byte upload buffer of one matrix and whether its float conversion is still pending.
+struct PendingBytes {
+    /// `count` bytes, allocated on the first byte write and reused.
+    var buffer: CLBuffer?
+    /// Set while the floats have not been converted from `buffer` yet.
+    var divisor: Float?
+}
+
+/// Kernel tunables (-D defines and fixed local sizes), chosen per device type by ``OpenCLBackend``.
+///
+/// None of them changes results: every choice keeps the k order of each output (the numerics contract).
+public struct OpenCLTuning: Sendable, Equatable {
+    /// Rows (SN_TM) of the gemm register tile.
+    public var tileRows: Int
+    /// Columns (SN_TN, a multiple of 8) of the gemm register tile, and the panel width of packed weights.
+    public var tileCols: Int
+    /// Fixed 2-D local size of the gemm kernels.
+    public var gemmLocal: [Int]
+    /// Whether matmul/affine use packed right-hand sides (CPUs: contiguous panels; GPUs read B row-major).
+    public var packedGEMM: Bool
+    /// A packed panel of at most this many bytes is treated as cache-resident: work-items then walk the rows
+    /// of one panel before moving to the next panel (else the panels of one row block).
+    public var panelCacheBytes: Int
+    /// Rows per work-item of the whole-network kernel (SN_NET_ROWS).
+    public var netRows: Int
+    /// Fixed 1-D local size of the whole-network kernel.
+    public var netLocal: Int
+    /// Widest layer the whole-network kernel takes (SN_NET_MAXW, a multiple of tileCols); wider networks
+    /// run layer by layer.
+    public var netMaxWidth: Int
+    /// Most layers the whole-network kernel takes (at most 4).
+    public var netMaxLayers: Int
+
+    /// CPUs (pocl): 6×16 float8 register tiles over packed panels, one work-item per 6 rows for the network.
+    public static let cpu = OpenCLTuning(
+        tileRows: 6, tileCols: 16, gemmLocal: [1, 8], packedGEMM: true, panelCacheBytes: 256 << 10,
+        netRows: 6, netLocal: 1, netMaxWidth: 256, netMaxLayers: 4)
+    /// GPUs: small tiles, many work-items, coalesced row-major reads of B; one row per work-item in the
+    /// network kernel.
+    public static let gpu = OpenCLTuning(
+        tileRows: 4, tileCols: 8, gemmLocal: [16, 4], packedGEMM: false, panelCacheBytes: 0,
+        netRows: 1, netLocal: 64, netMaxWidth: 256, netMaxLayers: 4)
+
+    /// ``gpu`` for GPUs and accelerators, ``cpu`` otherwise.
+    public static func forDeviceType(_ type: String) -> OpenCLTuning {
+        type == "GPU" || type == "accelerator" ? .gpu : .cpu
+    }
+
+    /// The -D defines every program is built with.
+    var defines: [(String, Int)] {
+        [("SN_TM", tileRows), ("SN_TN", tileCols), ("SN_NET_ROWS", netRows), ("SN_NET_MAXW", netMaxWidth)]
     }
 }
 
@@ -39,18 +102,31 @@ public final class OpenCLBackend: Backend {
     /// Where the kernel sources came from: "embedded" or a folder path.
     public let kernelOrigin: String
 
-    /// Rows (SN_TM) and columns (SN_TN) of the register tile each gemm work-item computes.
-    static let tileRows = 6
-    static let tileCols = 16
-    /// Fixed local sizes (pocl compiles per local size, so they never change with the problem size).
-    static let gemmLocal = [1, 8]
+    /// Where the programs came from: "cache" (every program loaded from the persistent binary cache),
+    /// "source" (every program compiled) or "mixed".
+    public let buildSource: String
+    /// "cache" or "source" per kernel file.
+    public let programOrigins: [String: String]
+    /// The tunables in use.
+    public let tuning: OpenCLTuning
+    /// The program cache in use.
+    public let cacheOptions: ProgramCacheOptions
+
+    /// Fixed local sizes of the row-wise and element-wise kernels (pocl compiles per local size).
     static let rowLocal = [8]
     static let elementLocal = [64]
+    static let packLocal = [64]
+    /// Elements each sn_bytes_to_float work-item converts (SN_BYTES_PER_ITEM in activation.cl).
+    static let bytesPerItem = 16
 
     let context: CLContext
     let queue: CLQueue
     let matmulKernel: CLKernel
     let affineKernel: CLKernel
+    let matmulPackedKernel: CLKernel
+    let affinePackedKernel: CLKernel
+    let packKernel: CLKernel
+    let netKernel: CLKernel
     let applyKernel: CLKernel
     let bytesKernel: CLKernel
     let softmaxKernel: CLKernel
@@ -59,15 +135,22 @@ public final class OpenCLBackend: Backend {
     let placeholder: CLBuffer
     /// Serialises clSetKernelArg + clEnqueueNDRangeKernel (kernel objects are shared).
     let launchLock = NSLock()
-    /// Device buffer that bytes are uploaded into before `sn_bytes_to_float`, grown on demand and reused.
-    /// The lock spans the upload and the conversion launch, so concurrent writers cannot overwrite it
-    /// before the conversion (queued right after the upload on the in-order queue) has read it.
-    let staging = Mutex<CLBuffer?>(nil)
+    /// Device buffer for per-row indices (argmaxRows, predict), grown on demand and reused; the lock spans
+    /// the launch and the download.
+    let indices = Mutex<CLBuffer?>(nil)
 
     /// Opens device `deviceIndex` (see ``OpenCLDevices/enumerate()``) and builds the kernels from
     /// `kernelDirectory` if given, else from the folder in `SCRATCHNET_KERNELS` if set, else from the
     /// sources embedded at build time.
-    public init(deviceIndex: Int, kernelDirectory: URL? = nil) throws {
+    ///
+    /// - Parameters:
+    ///   - cache: where built program binaries are kept between runs; default
+    ///     ``ProgramCacheOptions/fromEnvironment(_:)`` (`$XDG_CACHE_HOME/scratchnet`, off with
+    ///     `SCRATCHNET_NO_CACHE=1`).
+    ///   - tuning: kernel tunables; default ``OpenCLTuning/forDeviceType(_:)`` of the device.
+    public init(
+        deviceIndex: Int, kernelDirectory: URL? = nil, cache: ProgramCacheOptions? = nil, tuning: OpenCLTuning? = nil
+    ) throws {
         let found = OpenCLDevices.discover()
         guard found.devices.indices.contains(deviceIndex) else {
             if found.devices.isEmpty {
@@ -81,6 +164,17 @@ public final class OpenCLBackend: Backend {
         device = DeviceDescription(
             kind: .opencl(index: deviceIndex), name: dev.info.name, type: dev.info.type,
             platform: dev.info.platformName, parity: dev.info.parity)
+        let tuning = tuning ?? OpenCLTuning.forDeviceType(dev.info.type)
+        guard tuning.tileCols >= 8, tuning.tileCols % 8 == 0, tuning.tileRows >= 1, tuning.netRows >= 1,
+            tuning.netMaxWidth % tuning.tileCols == 0, (1...4).contains(tuning.netMaxLayers),
+            tuning.gemmLocal.count == 2, tuning.netLocal >= 1
+        else {
+            throw BackendError.device("invalid OpenCL tuning \(tuning)")
+        }
+        self.tuning = tuning
+        let cacheOptions = cache ?? ProgramCacheOptions.fromEnvironment()
+        self.cacheOptions = cacheOptions
+        let programCache = ProgramCache(options: cacheOptions)
 
         let sources = KernelSources(kernelDirectory: kernelDirectory)
         kernelOrigin = sources.origin
@@ -90,21 +184,44 @@ public final class OpenCLBackend: Backend {
 
         let options = KernelSources.buildOptions(
             correctlyRoundedDivide: dev.info.floatCapabilities.contains("correctly rounded divide/sqrt"),
-            defines: [("SN_TM", Self.tileRows), ("SN_TN", Self.tileCols)])
+            defines: tuning.defines)
+        var origins: [String: String] = [:]
         func build(_ file: String) throws -> CLProgram {
-            try CLProgram(
-                context: ctx, source: try sources.programSource(for: file), options: options,
-                fileName: sources.displayName(of: file))
+            let source = try sources.programSource(for: file)
+            let name = sources.displayName(of: file)
+            let key = ProgramCache.key(
+                source: source, options: options, device: dev.info.name, driver: dev.info.driverVersion,
+                platform: dev.info.platformVersion)
+            if let binary = programCache.load(key: key),
+                let program = try? CLProgram(context: ctx, binary: binary, options: options, fileName: name)
+            {
+                origins[file] = "cache"
+                return program
+            }
+            // No usable cached binary (none, damaged or rejected): build from source and (re)write the file.
+            let program = try CLProgram(context: ctx, source: source, options: options, fileName: name)
+            if programCache.options.enabled, let binary = program.binary() {
+                programCache.store(key: key, binary: binary)
+            }
+            origins[file] = "source"
+            return program
         }
         let gemm = try build("gemm.cl")
         matmulKernel = try CLKernel(program: gemm, name: "sn_matmul")
         affineKernel = try CLKernel(program: gemm, name: "sn_affine")
+        matmulPackedKernel = try CLKernel(program: gemm, name: "sn_matmul_packed")
+        affinePackedKernel = try CLKernel(program: gemm, name: "sn_affine_packed")
+        packKernel = try CLKernel(program: gemm, name: "sn_pack_panels")
         let elementwise = try build("activation.cl")
         applyKernel = try CLKernel(program: elementwise, name: "sn_apply")
         bytesKernel = try CLKernel(program: elementwise, name: "sn_bytes_to_float")
         softmaxKernel = try CLKernel(program: try build("softmax.cl"), name: "sn_softmax_rows")
         argmaxKernel = try CLKernel(program: try build("argmax.cl"), name: "sn_argmax_rows")
+        netKernel = try CLKernel(program: try build("net.cl"), name: "sn_net")
         placeholder = try CLBuffer(context: ctx, byteCount: 64)
+        programOrigins = origins
+        let kinds = Set(origins.values)
+        buildSource = kinds.count == 1 ? (kinds.first ?? "source") : "mixed"
     }
 
     // MARK: Memory
@@ -138,6 +255,7 @@ public final class OpenCLBackend: Backend {
     public func write(_ values: UnsafeBufferPointer<Float>, to matrix: DeviceMatrix) throws {
         let s = try storage(matrix, op: "write")
         try ShapeCheck.write(values.count, "values", to: matrix, op: "write")
+        written(matrix)
         guard let buffer = s.buffer, let base = values.baseAddress else { return }
         try queue.write(base, byteCount: values.count * MemoryLayout<Float>.stride, to: buffer)
     }
@@ -145,30 +263,46 @@ public final class OpenCLBackend: Backend {
     public func write(bytes: UnsafeBufferPointer<UInt8>, dividedBy divisor: Float, to matrix: DeviceMatrix) throws {
         let s = try storage(matrix, op: "write(bytes:)")
         try ShapeCheck.write(bytes.count, "bytes", to: matrix, op: "write(bytes:)")
-        guard let buffer = s.buffer, let base = bytes.baseAddress else { return }
-        try staging.withLock { (stage: inout CLBuffer?) throws in
-            let current: CLBuffer
-            if let existing = stage, existing.byteCount >= bytes.count {
-                current = existing
+        s.packed.withLock { $0 = nil }
+        guard let base = bytes.baseAddress, s.buffer != nil else { return }
+        // Upload only; the conversion y = float(byte) / divisor runs when the floats are first read (or
+        // inside the whole-network kernel, which then never stores them).
+        try s.bytes.withLock { (state: inout PendingBytes) throws in
+            let upload: CLBuffer
+            if let existing = state.buffer {
+                upload = existing
             } else {
-                current = try CLBuffer(context: context, byteCount: Self.roundUp(bytes.count, 1 << 16))
-                stage = current
+                upload = try CLBuffer(context: context, byteCount: bytes.count)
+                state.buffer = upload
             }
-            try queue.write(base, byteCount: bytes.count, to: current)
-            // y (n) = float(x (n) bytes) / divisor, one work-item per element
-            try launch(bytesKernel, global: [Self.roundUp(bytes.count, Self.elementLocal[0])], local: Self.elementLocal) {
+            try queue.write(base, byteCount: bytes.count, to: upload)
+            state.divisor = divisor
+        }
+    }
+
+    /// Converts pending bytes of `s` to its floats (sn_bytes_to_float), once.
+    func materialize(_ s: OpenCLStorage) throws(OpenCLError) {
+        guard let target = s.buffer else { return }
+        try s.bytes.withLock { (state: inout PendingBytes) throws(OpenCLError) in
+            guard let divisor = state.divisor, let source = state.buffer else { return }
+            // y (n) = float(x (n) bytes) / divisor, 16 elements per work-item
+            let n = s.count
+            let items = (n + Self.bytesPerItem - 1) / Self.bytesPerItem
+            try launch(bytesKernel, global: [Self.roundUp(items, Self.elementLocal[0])], local: Self.elementLocal) {
                 k throws(OpenCLError) in
-                try k.setArg(0, Int32(bytes.count))
+                try k.setArg(0, Int32(n))
                 try k.setArg(1, divisor)
-                try k.setArg(2, current)
-                try k.setArg(3, buffer)
+                try k.setArg(2, source)
+                try k.setArg(3, target)
             }
+            state.divisor = nil
         }
     }
 
     public func read(_ matrix: DeviceMatrix, into values: UnsafeMutableBufferPointer<Float>) throws {
         let s = try storage(matrix, op: "read")
         try ShapeCheck.write(values.count, "floats of host memory", to: matrix, op: "read")
+        try materialize(s)
         guard let buffer = s.buffer, let p = values.baseAddress else {
             try queue.finish()
             return
@@ -178,6 +312,7 @@ public final class OpenCLBackend: Backend {
 
     public func download(_ matrix: DeviceMatrix) throws -> Tensor {
         let s = try storage(matrix, op: "download")
+        try materialize(s)
         var values = [Float](repeating: 0, count: matrix.count)
         if let buffer = s.buffer {
             try values.withUnsafeMutableBytes { raw in
@@ -194,41 +329,75 @@ public final class OpenCLBackend: Backend {
 
     public func matmul(_ a: DeviceMatrix, _ b: DeviceMatrix, into c: DeviceMatrix) throws {
         try ShapeCheck.matmul(a, b, c)
-        let (ab, bb, cb) = (try mem(a, "matmul"), try mem(b, "matmul"), try mem(c, "matmul"))
-        guard c.count > 0 else { return }
-        // c (N,M) = a (N,K) · b (K,M); one work-item per SN_TM×SN_TN tile of c
-        try launch(matmulKernel, global: gemmGlobal(rows: c.rows, cols: c.cols), local: Self.gemmLocal) { k throws(OpenCLError) in
-            try k.setArg(0, Int32(a.rows))
-            try k.setArg(1, Int32(a.cols))
-            try k.setArg(2, Int32(b.cols))
-            try k.setArg(3, ab)
-            try k.setArg(4, bb)
-            try k.setArg(5, cb)
-        }
+        try gemm(a, b, bias: nil, activation: .identity, into: c, op: "matmul")
     }
 
     public func affine(
         _ x: DeviceMatrix, _ w: DeviceMatrix, bias: DeviceMatrix, activation: Activation, into y: DeviceMatrix
     ) throws {
         try ShapeCheck.affine(x, w, bias, y)
-        let (xb, wb, bb, yb) = (try mem(x, "affine"), try mem(w, "affine"), try mem(bias, "affine"), try mem(y, "affine"))
-        guard y.count > 0 else { return }
-        // y (N,M) = act(x (N,K) · w (K,M) + bias (1,M)); one work-item per SN_TM×SN_TN tile of y
-        try launch(affineKernel, global: gemmGlobal(rows: y.rows, cols: y.cols), local: Self.gemmLocal) { k throws(OpenCLError) in
-            try k.setArg(0, Int32(x.rows))
-            try k.setArg(1, Int32(x.cols))
-            try k.setArg(2, Int32(w.cols))
-            try k.setArg(3, xb)
-            try k.setArg(4, wb)
-            try k.setArg(5, bb)
-            try k.setArg(6, Self.code(activation))
-            try k.setArg(7, yb)
+        try gemm(x, w, bias: bias, activation: activation, into: y, op: "affine")
+    }
+
+    /// matmul (bias nil) or affine: the packed kernels when B is packed (or worth packing), else the
+    /// row-major ones. Same bits either way: packing is a copy and the k order per output is the same.
+    func gemm(
+        _ a: DeviceMatrix, _ b: DeviceMatrix, bias: DeviceMatrix?, activation: Activation, into c: DeviceMatrix,
+        op: String
+    ) throws {
+        let (ab, bb) = (try mem(a, op), try mem(b, op))
+        let biasBuffer = try bias.map { m in try mem(m, op) }
+        let cb = try output(c, op)
+        guard c.count > 0 else { return }
+        let (n, k, m) = (a.rows, a.cols, b.cols)
+        if let packed = try packedOperand(b, reuseRows: n) {
+            // c (N,M) = [act](a (N,K) · b (K,M) [+ bias]); b packed in panels of SN_TN columns
+            let rowsFast = k * tuning.tileCols * MemoryLayout<Float>.stride <= tuning.panelCacheBytes
+            let rowTiles = (n + tuning.tileRows - 1) / tuning.tileRows
+            let panels = (m + tuning.tileCols - 1) / tuning.tileCols
+            let dims = rowsFast ? [rowTiles, panels] : [panels, rowTiles]
+            let global = [Self.roundUp(dims[0], tuning.gemmLocal[0]), Self.roundUp(dims[1], tuning.gemmLocal[1])]
+            let kernel = biasBuffer == nil ? matmulPackedKernel : affinePackedKernel
+            try launch(kernel, global: global, local: tuning.gemmLocal) { kn throws(OpenCLError) in
+                try kn.setArg(0, Int32(n))
+                try kn.setArg(1, Int32(k))
+                try kn.setArg(2, Int32(m))
+                try kn.setArg(3, ab)
+                try kn.setArg(4, packed)
+                if let biasBuffer {
+                    try kn.setArg(5, biasBuffer)
+                    try kn.setArg(6, Self.code(activation))
+                    try kn.setArg(7, cb)
+                    try kn.setArg(8, Int32(rowsFast ? 1 : 0))
+                } else {
+                    try kn.setArg(5, cb)
+                    try kn.setArg(6, Int32(rowsFast ? 1 : 0))
+                }
+            }
+            return
+        }
+        // c (N,M) = [act](a (N,K) · b (K,M) [+ bias]); one work-item per SN_TM×SN_TN tile of c
+        let kernel = biasBuffer == nil ? matmulKernel : affineKernel
+        try launch(kernel, global: gemmGlobal(rows: n, cols: m), local: tuning.gemmLocal) { kn throws(OpenCLError) in
+            try kn.setArg(0, Int32(n))
+            try kn.setArg(1, Int32(k))
+            try kn.setArg(2, Int32(m))
+            try kn.setArg(3, ab)
+            try kn.setArg(4, bb)
+            if let biasBuffer {
+                try kn.setArg(5, biasBuffer)
+                try kn.setArg(6, Self.code(activation))
+                try kn.setArg(7, cb)
+            } else {
+                try kn.setArg(5, cb)
+            }
         }
     }
 
     public func apply(_ activation: Activation, _ x: DeviceMatrix, into y: DeviceMatrix) throws {
         try ShapeCheck.sameShape(x, y, op: "apply")
         let (xb, yb) = (try mem(x, "apply"), try mem(y, "apply"))
+        written(y)
         guard x.count > 0 else { return }
         if activation == .identity && x === y { return }
         // y (N,M) = act(x (N,M)), one work-item per element
@@ -243,6 +412,7 @@ public final class OpenCLBackend: Backend {
     public func softmaxRows(_ x: DeviceMatrix, into y: DeviceMatrix) throws {
         try ShapeCheck.sameShape(x, y, op: "softmaxRows")
         let (xb, yb) = (try mem(x, "softmaxRows"), try mem(y, "softmaxRows"))
+        written(y)
         guard x.count > 0 else { return }
         // y (N,M) = softmax of each row of x (N,M), one work-item per row
         try launch(softmaxKernel, global: [Self.roundUp(x.rows, Self.rowLocal[0])], local: Self.rowLocal) { k throws(OpenCLError) in
@@ -256,20 +426,180 @@ public final class OpenCLBackend: Backend {
     public func argmaxRows(_ x: DeviceMatrix) throws -> [Int] {
         let xb = try mem(x, "argmaxRows")
         guard x.rows > 0 else { return [] }
-        let out = try CLBuffer(context: context, byteCount: x.rows * MemoryLayout<Int32>.stride)
-        // out (N) = index of the largest value of each row of x (N,M), one work-item per row
-        try launch(argmaxKernel, global: [Self.roundUp(x.rows, Self.rowLocal[0])], local: Self.rowLocal) { k throws(OpenCLError) in
+        var result = [Int32](repeating: 0, count: x.rows)
+        try result.withUnsafeMutableBufferPointer { out in
+            try withIndexBuffer(rows: x.rows, into: out) { buffer throws(OpenCLError) in
+                // out (N) = index of the largest value of each row of x (N,M), one work-item per row
+                try launch(argmaxKernel, global: [Self.roundUp(x.rows, Self.rowLocal[0])], local: Self.rowLocal) {
+                    k throws(OpenCLError) in
+                    try k.setArg(0, Int32(x.rows))
+                    try k.setArg(1, Int32(x.cols))
+                    try k.setArg(2, xb)
+                    try k.setArg(3, buffer)
+                }
+            }
+        }
+        return result.map { Int($0) }
+    }
+
+    // MARK: Whole network
+
+    /// The whole MLP as one launch of sn_net (net.cl): bitwise equal to ``affine(_:_:bias:activation:into:)``
+    /// per layer then ``softmaxRows(_:into:)``. Returns false (nothing done) for more than
+    /// ``OpenCLTuning/netMaxLayers`` layers or a layer wider than ``OpenCLTuning/netMaxWidth``. Bytes written
+    /// with `write(bytes:dividedBy:to:)` into `x` are converted inside the kernel.
+    public func forward(_ x: DeviceMatrix, layers: [DenseLayer], softmax: Bool, into y: DeviceMatrix) throws -> Bool {
+        guard let plan = try netPlan(x, layers, op: "forward") else { return false }
+        guard y.rows == x.rows, y.cols == plan.outputWidth else {
+            throw BackendError.shapeMismatch(
+                "forward: output \(y.shapeDescription) must be (\(x.rows),\(plan.outputWidth))")
+        }
+        let yb = try output(y, "forward")
+        guard x.rows > 0 else { return true }
+        try launchNet(plan, x: x, softmax: softmax, mode: 0, y: yb, predictions: placeholder)
+        return true
+    }
+
+    /// Like ``forward(_:layers:softmax:into:)`` but only each row's argmax (Numerics.argmax's rule, on the
+    /// softmax outputs when `softmax`) leaves the device, through a reused index buffer.
+    public func predict(
+        _ x: DeviceMatrix, layers: [DenseLayer], softmax: Bool, into predictions: UnsafeMutableBufferPointer<Int32>
+    ) throws -> Bool {
+        guard let plan = try netPlan(x, layers, op: "predict") else { return false }
+        guard predictions.count == x.rows else {
+            throw BackendError.shapeMismatch("predict: \(predictions.count) prediction slots for \(x.rows) rows")
+        }
+        guard x.rows > 0 else { return true }
+        try withIndexBuffer(rows: x.rows, into: predictions) { buffer in
+            try launchNet(plan, x: x, softmax: softmax, mode: 1, y: placeholder, predictions: buffer)
+        }
+        return true
+    }
+
+    /// What one whole-network launch needs: the packed weights and biases and the widths.
+    struct NetPlan {
+        var weights: [CLBuffer]
+        var biases: [CLBuffer]
+        var widths: [Int]
+        var activations: [Activation]
+        var outputWidth: Int { widths.last ?? 0 }
+    }
+
+    /// The plan for `layers` on `x`, or nil when the whole-network kernel does not take them (too many
+    /// layers, a layer wider than the limit, sizes past int indexing). Shape errors throw.
+    func netPlan(_ x: DeviceMatrix, _ layers: [DenseLayer], op: String) throws -> NetPlan? {
+        _ = try storage(x, op: op)
+        guard !layers.isEmpty, layers.count <= tuning.netMaxLayers else { return nil }
+        var width = x.cols
+        for (i, layer) in layers.enumerated() {
+            _ = try mem(layer.weights, op)
+            _ = try mem(layer.bias, op)
+            guard layer.weights.rows == width, layer.bias.rows == 1, layer.bias.cols == layer.weights.cols else {
+                throw BackendError.shapeMismatch(
+                    "\(op): layer \(i + 1) has W \(layer.weights.shapeDescription) and bias "
+                        + "\(layer.bias.shapeDescription) but its input has \(width) columns")
+            }
+            width = layer.weights.cols
+            guard width <= tuning.netMaxWidth else { return nil }
+        }
+        // int indexing inside the kernel: row * K0 and row * M_L, rows rounded up to whole row blocks
+        let (cells, overflow) = (x.rows + tuning.netRows).multipliedReportingOverflow(by: max(1, x.cols, width))
+        guard !overflow, cells < Int(Int32.max) else { return nil }
+        var plan = NetPlan(weights: [], biases: [], widths: [], activations: [])
+        for layer in layers {
+            guard let w = try packed(layer.weights), let b = try packed(layer.bias) else { return nil }
+            plan.weights.append(w)
+            plan.biases.append(b)
+            plan.widths.append(layer.weights.cols)
+            plan.activations.append(layer.activation)
+        }
+        return plan
+    }
+
+    /// One sn_net launch: mode 0 stores the outputs to `y`, mode 1 the argmax of each row to `predictions`.
+    func launchNet(
+        _ plan: NetPlan, x: DeviceMatrix, softmax: Bool, mode: Int32, y: CLBuffer, predictions: CLBuffer
+    ) throws(OpenCLError) {
+        guard let xs = x.storage as? OpenCLStorage else { return }
+        // Pending bytes are read directly (converted inside the kernel); otherwise the floats.
+        let pending = xs.bytes.withLock { state -> (CLBuffer, Float)? in
+            guard let divisor = state.divisor, let buffer = state.buffer else { return nil }
+            return (buffer, divisor)
+        }
+        let xb = xs.buffer ?? placeholder
+        let blocks = (x.rows + tuning.netRows - 1) / tuning.netRows
+        // y (N,M_L) or predictions (N) from x (N,K0) through every layer; one work-item per SN_NET_ROWS rows
+        try launch(netKernel, global: [Self.roundUp(blocks, tuning.netLocal)], local: [tuning.netLocal]) {
+            k throws(OpenCLError) in
             try k.setArg(0, Int32(x.rows))
-            try k.setArg(1, Int32(x.cols))
-            try k.setArg(2, xb)
-            try k.setArg(3, out)
+            try k.setArg(1, Int32(plan.widths.count))
+            try k.setArg(2, Int32(x.cols))
+            try k.setArg(7, xb)
+            try k.setArg(8, pending?.0 ?? placeholder)
+            try k.setArg(9, pending?.1 ?? 1)
+            try k.setArg(10, Int32(pending == nil ? 0 : 1))
+            for l in 0..<4 {
+                try k.setArg(3 + l, Int32(l < plan.widths.count ? plan.widths[l] : 0))
+                try k.setArg(11 + 2 * l, l < plan.weights.count ? plan.weights[l] : placeholder)
+                try k.setArg(12 + 2 * l, l < plan.biases.count ? plan.biases[l] : placeholder)
+                try k.setArg(19 + l, Self.code(l < plan.activations.count ? plan.activations[l] : .identity))
+            }
+            try k.setArg(23, Int32(softmax ? 1 : 0))
+            try k.setArg(24, mode)
+            try k.setArg(25, y)
+            try k.setArg(26, predictions)
         }
-        var indices = [Int32](repeating: 0, count: x.rows)
-        try indices.withUnsafeMutableBytes { raw in
-            guard let p = raw.baseAddress else { return }
-            try queue.read(out, byteCount: raw.count, into: p)
+    }
+
+    /// Runs `enqueue` with the reusable device index buffer (at least `rows` int32), then downloads `rows`
+    /// indices into `out`. The lock spans both, so concurrent callers cannot share the buffer.
+    func withIndexBuffer(
+        rows: Int, into out: UnsafeMutableBufferPointer<Int32>, _ enqueue: (CLBuffer) throws -> Void
+    ) throws {
+        try indices.withLock { (current: inout CLBuffer?) throws in
+            let bytes = rows * MemoryLayout<Int32>.stride
+            let buffer: CLBuffer
+            if let existing = current, existing.byteCount >= bytes {
+                buffer = existing
+            } else {
+                buffer = try CLBuffer(context: context, byteCount: Self.roundUp(bytes, 1 << 12))
+                current = buffer
+            }
+            try enqueue(buffer)
+            guard let p = out.baseAddress else { return }
+            try queue.read(buffer, byteCount: bytes, into: p)
         }
-        return indices.map { Int($0) }
+    }
+
+    /// Launches every kernel once, at the fixed local sizes real work uses, on tiny inputs, and waits.
+    ///
+    /// pocl compiles machine code per (kernel, local size) on the first launch and keeps it in
+    /// POCL_CACHE_DIR; calling this once after installing (or after a cold build) moves that cost out of
+    /// the first real batch of every later process. Results are discarded.
+    public func warmUp() throws {
+        let rows = tuning.tileRows + 1  // more than one row tile: the packed gemm path
+        let a = try upload([Float](repeating: 0.5, count: rows * 3), rows: rows, cols: 3)
+        let w = try upload([Float](repeating: 0.25, count: 3 * 2), rows: 3, cols: 2)
+        let b = try upload([0, 1], rows: 1, cols: 2)
+        let y = try makeMatrix(rows: rows, cols: 2)
+        let one = try makeMatrix(rows: 1, cols: 2)
+        try matmul(a, w, into: y)  // packs w: sn_pack_panels, sn_matmul_packed
+        try affine(a, w, bias: b, activation: .sigmoid, into: y)
+        let fresh = try upload([Float](repeating: 1, count: 6), rows: 3, cols: 2)
+        let single = try upload([1, 2, 3], rows: 1, cols: 3)
+        try matmul(single, fresh, into: one)  // one row: the row-major kernels
+        try affine(single, fresh, bias: b, activation: .relu, into: one)
+        try apply(.sigmoid, y, into: y)
+        try softmaxRows(y, into: y)
+        _ = try argmaxRows(y)
+        let bytes = [UInt8](repeating: 128, count: rows * 3)
+        try bytes.withUnsafeBufferPointer { try write(bytes: $0, dividedBy: 255, to: a) }
+        var predictions = [Int32](repeating: 0, count: rows)
+        let layers = [DenseLayer(weights: w, bias: b, activation: .identity)]
+        _ = try predictions.withUnsafeMutableBufferPointer { try predict(a, layers: layers, softmax: true, into: $0) }
+        _ = try forward(a, layers: layers, softmax: false, into: y)
+        _ = try download(a)  // converts the bytes: sn_bytes_to_float
+        try synchronize()
     }
 
     /// Blocks until every enqueued op has finished (errors of earlier ops surface here or in `download`).
@@ -287,9 +617,61 @@ public final class OpenCLBackend: Backend {
         return s
     }
 
-    /// The buffer to bind for `m`: its own, or the placeholder when it is empty.
-    func mem(_ m: DeviceMatrix, _ op: String) throws(BackendError) -> CLBuffer {
-        try storage(m, op: op).buffer ?? placeholder
+    /// The buffer to bind for `m` as an input: its own (with pending bytes converted first), or the
+    /// placeholder when it is empty.
+    func mem(_ m: DeviceMatrix, _ op: String) throws -> CLBuffer {
+        let s = try storage(m, op: op)
+        try materialize(s)
+        return s.buffer ?? placeholder
+    }
+
+    /// The buffer to bind for `m` as an output that the op overwrites completely: no conversion of pending
+    /// bytes (they are dropped), and the packed copy is dropped.
+    func output(_ m: DeviceMatrix, _ op: String) throws -> CLBuffer {
+        let s = try storage(m, op: op)
+        written(m)
+        return s.buffer ?? placeholder
+    }
+
+    /// Drops the packed copy and any pending bytes of a matrix that is about to be overwritten.
+    func written(_ m: DeviceMatrix) {
+        guard let s = m.storage as? OpenCLStorage else { return }
+        s.packed.withLock { $0 = nil }
+        s.bytes.withLock { $0.divisor = nil }
+    }
+
+    /// `b` packed into panels for a product with `reuseRows` rows: the cached copy if there is one, else a
+    /// new one when packing pays (more than one row tile re-reads B), else nil (use the row-major kernel).
+    func packedOperand(_ b: DeviceMatrix, reuseRows: Int) throws -> CLBuffer? {
+        guard tuning.packedGEMM, b.count > 0 else { return nil }
+        if let s = b.storage as? OpenCLStorage, let cached = s.packed.withLock({ $0 }) { return cached }
+        guard reuseRows > tuning.tileRows else { return nil }
+        return try packed(b)
+    }
+
+    /// `m` (K,M) packed into panels of SN_TN columns (sn_pack_panels), made once and cached with the matrix
+    /// until it is written. The placeholder for an empty matrix; nil if the packed size exceeds int indexing.
+    func packed(_ m: DeviceMatrix) throws -> CLBuffer? {
+        let s = try storage(m, op: "pack")
+        guard let source = s.buffer else { return placeholder }
+        try materialize(s)
+        let panels = (m.cols + tuning.tileCols - 1) / tuning.tileCols
+        let (count, overflow) = (panels * tuning.tileCols).multipliedReportingOverflow(by: m.rows)
+        guard !overflow, count < Int(Int32.max) else { return nil }
+        return try s.packed.withLock { (cached: inout CLBuffer?) throws -> CLBuffer in
+            if let cached { return cached }
+            let buffer = try CLBuffer(context: context, byteCount: count * MemoryLayout<Float>.stride)
+            // p (panels, K, SN_TN) = m (K, M) by column panels; one work-item per panel row
+            try launch(packKernel, global: [Self.roundUp(panels * m.rows, Self.packLocal[0])], local: Self.packLocal) {
+                k throws(OpenCLError) in
+                try k.setArg(0, Int32(m.rows))
+                try k.setArg(1, Int32(m.cols))
+                try k.setArg(2, source)
+                try k.setArg(3, buffer)
+            }
+            cached = buffer
+            return buffer
+        }
     }
 
     /// Sets arguments and enqueues under the launch lock (clSetKernelArg is not thread-safe per kernel).
@@ -306,9 +688,9 @@ public final class OpenCLBackend: Backend {
 
     /// Global size of a gemm launch covering rows×cols outputs with SN_TM×SN_TN tiles.
     func gemmGlobal(rows: Int, cols: Int) -> [Int] {
-        let colTiles = (cols + Self.tileCols - 1) / Self.tileCols
-        let rowTiles = (rows + Self.tileRows - 1) / Self.tileRows
-        return [Self.roundUp(colTiles, Self.gemmLocal[0]), Self.roundUp(rowTiles, Self.gemmLocal[1])]
+        let colTiles = (cols + tuning.tileCols - 1) / tuning.tileCols
+        let rowTiles = (rows + tuning.tileRows - 1) / tuning.tileRows
+        return [Self.roundUp(colTiles, tuning.gemmLocal[0]), Self.roundUp(rowTiles, tuning.gemmLocal[1])]
     }
 
     static func roundUp(_ n: Int, _ multiple: Int) -> Int { (n + multiple - 1) / multiple * multiple }

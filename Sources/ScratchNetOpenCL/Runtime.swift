@@ -1,7 +1,8 @@
 // The OpenCL runtime in four small parts, each a final class that owns one OpenCL handle and releases it in
-// `deinit`: CLContext (context + its device), CLQueue (one in-order command queue), CLProgram (a built
-// program; a failed build throws with the file name and build log), CLKernel (one kernel entry point) and
-// CLBuffer (device memory). Only the OpenCL 1.2 host API is used, so old GPU drivers work too.
+// `deinit`: CLContext (context + its device), CLQueue (one in-order command queue), CLProgram (a program
+// built from source or from a cached binary; a failed build throws with the file name and build log),
+// CLKernel (one kernel entry point) and CLBuffer (device memory). Only the OpenCL 1.2 host API is used, so
+// old GPU drivers work too.
 //
 // Sendability: OpenCL 1.2 makes every API call thread-safe except clSetKernelArg on the same cl_kernel;
 // OpenCLBackend serialises "set args + enqueue" under a lock, so the handles can be shared across threads.
@@ -112,7 +113,53 @@ package final class CLProgram: @unchecked Sendable {
         }
     }
 
+    /// Loads a binary made by ``binary()`` (for the same device and driver) and builds it with `options`.
+    /// A binary the driver rejects throws an ``OpenCLError``; callers fall back to the source.
+    package init(context: CLContext, binary: [UInt8], options: String, fileName: String) throws(OpenCLError) {
+        var status: cl_int = CL_SUCCESS
+        var binaryStatus: cl_int = CL_SUCCESS
+        var dev: cl_device_id? = context.device
+        var length = binary.count
+        let program: cl_program? = binary.withUnsafeBufferPointer { buf in
+            var ptr: UnsafePointer<UInt8>? = buf.baseAddress
+            return clCreateProgramWithBinary(context.handle, 1, &dev, &length, &ptr, &binaryStatus, &status)
+        }
+        if status != CL_SUCCESS || binaryStatus != CL_SUCCESS {
+            if let program { _ = clReleaseProgram(program) }
+            throw OpenCLError(
+                code: status != CL_SUCCESS ? status : binaryStatus, call: "clCreateProgramWithBinary", file: fileName)
+        }
+        guard let program else {
+            throw OpenCLError(code: CL_INVALID_PROGRAM, call: "clCreateProgramWithBinary", file: fileName)
+        }
+        self.handle = program
+        self.fileName = fileName
+        self.device = context.device
+        let buildStatus = clBuildProgram(program, 1, &dev, options, nil, nil)
+        if buildStatus != CL_SUCCESS {
+            throw OpenCLError(
+                code: buildStatus, call: "clBuildProgram", file: fileName,
+                buildLog: CLProgram.buildLog(program, context.device) ?? "(no build log available)")
+        }
+    }
+
     deinit { _ = clReleaseProgram(handle) }
+
+    /// The device binary of the built program (CL_PROGRAM_BINARIES), or nil if the driver provides none.
+    package func binary() -> [UInt8]? {
+        var size = 0
+        guard clGetProgramInfo(handle, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil)
+            == CL_SUCCESS, size > 0
+        else { return nil }
+        var bytes = [UInt8](repeating: 0, count: size)
+        let ok: Bool = bytes.withUnsafeMutableBufferPointer { buf in
+            var ptr: UnsafeMutablePointer<UInt8>? = buf.baseAddress
+            return clGetProgramInfo(
+                handle, cl_program_info(CL_PROGRAM_BINARIES), MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &ptr, nil)
+                == CL_SUCCESS
+        }
+        return ok ? bytes : nil
+    }
 
     /// The device compiler's output for the last build, if the driver provides it.
     static func buildLog(_ program: cl_program, _ device: cl_device_id) -> String? {
