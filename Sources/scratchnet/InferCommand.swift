@@ -69,9 +69,16 @@ struct InferCommand: ParsableCommand {
     }
 }
 
-/// The process's peak resident set size so far, in MiB.
+/// The process's peak resident set size so far, in MiB: VmHWM from /proc/self/status on Linux (getrusage's
+/// ru_maxrss is not reset by exec, so a child started by a large parent would report the parent's peak).
 func peakRSSMiB() -> Double {
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+        let kib = Double(line.split(separator: " ").dropFirst().first ?? "")
+    {
+        return kib / 1024
+    }
     var usage = rusage()
     guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return .nan }
-    return Double(usage.ru_maxrss) / 1024  // Linux reports KiB
+    return Double(usage.ru_maxrss) / 1024  // KiB on Linux
 }

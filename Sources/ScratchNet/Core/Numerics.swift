@@ -45,7 +45,7 @@ public enum Numerics {
     }
 
     /// Each lane of `x`, or ``canonicalNaN`` where the lane is any NaN.
-    @inlinable
+    @inlinable @inline(__always)
     public static func canonical(_ x: SIMD8<Float>) -> SIMD8<Float> {
         x.replacing(with: canonicalNaN, where: x .!= x)
     }
@@ -137,7 +137,7 @@ public enum Numerics {
     // MARK: SIMD8 forms (same operations lane by lane; used by the CPU backend's vector loops)
 
     /// e^x on 8 lanes; bitwise equal to ``exp(_:)`` on each lane.
-    @inlinable
+    @inlinable @inline(__always)
     public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
         let n = (x * log2e).rounded(.toNearestOrEven)
         var r = x.addingProduct(-n, SIMD8(repeating: ln2Hi))
@@ -161,26 +161,26 @@ public enum Numerics {
         return result
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     static func pow2(_ n: SIMD8<Float>) -> SIMD8<Float> {
         let bits = (n + magic).bitPattern &- magicBits &+ 127
         return unsafeBitCast(bits &<< 23, to: SIMD8<Float>.self)
     }
 
     /// 1 / (1 + e^-x) on 8 lanes; NaN → canonical NaN.
-    @inlinable
+    @inlinable @inline(__always)
     public static func sigmoid(_ x: SIMD8<Float>) -> SIMD8<Float> {
         canonical(1 / (1 + exp(-x)))
     }
 
     /// max(x, 0) on 8 lanes; NaN → canonical NaN.
-    @inlinable
+    @inlinable @inline(__always)
     public static func relu(_ x: SIMD8<Float>) -> SIMD8<Float> {
         canonical(x.replacing(with: 0, where: .!(x .> 0) .& (x .== x)))
     }
 
     /// An activation on 8 lanes (identity canonicalises NaN, like every op output).
-    @inlinable
+    @inlinable @inline(__always)
     public static func activate(_ x: SIMD8<Float>, _ activation: Activation) -> SIMD8<Float> {
         switch activation {
         case .identity: return canonical(x)
@@ -192,6 +192,6 @@ public enum Numerics {
 
 extension SIMD8 where Scalar == Float {
     /// The raw bits of each lane.
-    @inlinable
+    @inlinable @inline(__always)
     var bitPattern: SIMD8<UInt32> { unsafeBitCast(self, to: SIMD8<UInt32>.self) }
 }
