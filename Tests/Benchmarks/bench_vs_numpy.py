@@ -139,13 +139,8 @@ def main():
     if not os.path.exists(args.scratchnet):
         sys.exit(f"error: {args.scratchnet} not found: run `swift build -c release` first or pass --scratchnet")
 
-    x, t = load_mnist_test(mnist)
-    with open(weights, "rb") as f:
-        network = pickle.load(f)
-    numpy_results = {b: numpy_inference(network, x, t, b, args.repeats) for b in sizes}
-    numpy_gemm = {} if args.no_gemm else {s: numpy_sgemm(*s, args.repeats) for s in shapes}
-    clblast = None if args.no_gemm else clblast_sgemm(shapes, args.repeats)
-
+    # ScratchNet first: OpenBLAS's worker threads keep spinning for a while after NumPy's last call, which
+    # would steal the second core from whatever runs right after it.
     cmd = [args.scratchnet, "bench", "--json", "--repeats", str(args.repeats), "--batch-sizes", args.batch_sizes,
            "--data", mnist, "--weights", weights, "--gemm-sizes", args.gemm_sizes]
     if not args.no_gemm:
@@ -153,6 +148,13 @@ def main():
     if args.devices:
         cmd += ["--devices", args.devices]
     report = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+    x, t = load_mnist_test(mnist)
+    with open(weights, "rb") as f:
+        network = pickle.load(f)
+    numpy_results = {b: numpy_inference(network, x, t, b, args.repeats) for b in sizes}
+    numpy_gemm = {} if args.no_gemm else {s: numpy_sgemm(*s, args.repeats) for s in shapes}
+    clblast = None if args.no_gemm else clblast_sgemm(shapes, args.repeats)
 
     print(f"MNIST inference, {len(x)} test images, images/s, best of {args.repeats} after a warm-up (median); "
           f"NumPy {np.__version__} running the book's code in the same run")
