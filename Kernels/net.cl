@@ -8,7 +8,7 @@
 //   sn_softmax_rows then sn_argmax_rows): every output of every layer starts at +0 and accumulates
 //   fma(h[i][k], W[k][j], acc) for k = 0..K-1 in increasing order; then acc + b[j]; then sn_activate's
 //   operations (sn_activate8 of sn_math.cl, its float8 form); the softmax is sn_softmax_rows'
-//   sequential code with sn_exp.
+//   sequential code with sn_exp (sn_exp8 for groups of 8 columns: the same bits lane by lane).
 //   Intermediate rows stay in private memory (exact floats).
 // Input: x row-major (N,K0) floats, or (from_bytes = 1) xbytes row-major (N,K0) bytes, each input then being
 //   (float)byte / divisor, correctly rounded: sn_bytes_to_float fused into the first layer (the host's
@@ -16,6 +16,8 @@
 // Memory layout: W_l packed into panels of SN_TN columns by sn_pack_panels (gemm.cl):
 //   panel q holds W[k][q*SN_TN + 0..SN_TN-1] for k = 0..K-1 contiguously, columns past M_l are +0; b_l
 //   packed the same way with K = 1 (i.e. padded with +0 to a multiple of SN_TN); y row-major (N,M_L).
+//   A last panel with at most 8 real columns is computed 8 wide only (50 -> 56 columns instead of 64);
+//   the padding columns of `out` it leaves unwritten are never read.
 // Arguments:  sn_net(int N, int L, int K0, int M1, int M2, int M3, int M4,
 //                    global const float *x, global const uchar *xbytes, float divisor, int from_bytes,
 //                    global const float *w1, b1, w2, b2, w3, b3, w4, b4 (packed; unused layers: any buffer),
@@ -27,7 +29,7 @@
 // Tunables (-D; defaults let the file build alone): SN_TN (multiple of 8, the panel width, = gemm.cl's),
 //   SN_NET_ROWS (rows per work-item: a register tile on CPUs, 1 on GPUs), SN_NET_MAXW (largest layer width,
 //   a multiple of SN_TN; the host falls back to layer-by-layer above it), SN_NET_KC (k chunk of the first
-//   layer's staged input).
+//   layer's staged input; 392: MNIST's 784 in two chunks, measured faster than 256 and as fast as 784).
 // Host-side limits: 1 <= L <= 4, every M_l <= SN_NET_MAXW, N*K0 and N*M_L < 2^31.
 
 #pragma OPENCL FP_CONTRACT OFF
@@ -42,7 +44,7 @@
 #define SN_NET_MAXW 256
 #endif
 #ifndef SN_NET_KC
-#define SN_NET_KC 256
+#define SN_NET_KC 392
 #endif
 #if (SN_TN % 8) != 0 || SN_TN < 8
 #error "SN_TN must be a positive multiple of 8"
@@ -53,17 +55,74 @@
 #define SN_NET_TNV (SN_TN / 8)
 
 
-// The epilogue of one panel: out[r][j0 .. j0+SN_TN) = act(acc[r] + bias[j0 ..]) (lane-wise sum: exact per
-// output, then sn_activate's operations).
-#define SN_NET_EPILOGUE()                                                                       \
+// The epilogue of one panel: out[r][j0 .. j0+8*NV) = act(acc[r] + bias[j0 ..]) (lane-wise sum: exact per
+// output, then sn_activate's operations). NV float8 per row: SN_NET_TNV, or 1 for a narrow last panel.
+#define SN_NET_EPILOGUE(NV)                                                                     \
     {                                                                                           \
         _Pragma("unroll")                                                                       \
-        for (int v = 0; v < SN_NET_TNV; ++v) {                                                  \
+        for (int v = 0; v < (NV); ++v) {                                                        \
             const float8 bb = vload8(v, bp + q * SN_TN);                                        \
             _Pragma("unroll")                                                                   \
             for (int r = 0; r < SN_NET_ROWS; ++r)                                               \
                 vstore8(sn_activate8(acc[r][v] + bb, act), v, out + r * SN_NET_MAXW + q * SN_TN); \
         }                                                                                       \
+    }
+
+// One panel of the first layer, NV float8 wide (SN_NET_TNV; 1 for a last panel with at most 8 real columns:
+// its other columns are +0 padding that nothing reads): the accumulators start at +0 (first chunk) or from
+// `out`, take the chunk's k in increasing order, then get the epilogue (last chunk) or wait in `out`.
+#define SN_NET_FIRST_PANEL(NV)                                                                  \
+    {                                                                                           \
+        float8 acc[SN_NET_ROWS][NV];                                                            \
+        _Pragma("unroll")                                                                       \
+        for (int r = 0; r < SN_NET_ROWS; ++r) {                                                 \
+            _Pragma("unroll")                                                                   \
+            for (int v = 0; v < (NV); ++v)                                                      \
+                acc[r][v] = k0 == 0 ? (float8)(0.0f) : vload8(v, out + r * SN_NET_MAXW + q * SN_TN); \
+        }                                                                                       \
+        for (int k = 0; k < kn; ++k) {                                                          \
+            float8 bv[NV];                                                                      \
+            _Pragma("unroll")                                                                   \
+            for (int v = 0; v < (NV); ++v) bv[v] = vload8(v, panel + k * SN_TN);               \
+            _Pragma("unroll")                                                                   \
+            for (int r = 0; r < SN_NET_ROWS; ++r) {                                             \
+                const float8 av = (float8)(xs[r * SN_NET_KC + k]);                              \
+                _Pragma("unroll")                                                               \
+                for (int v = 0; v < (NV); ++v) acc[r][v] = fma(av, bv[v], acc[r][v]);          \
+            }                                                                                   \
+        }                                                                                       \
+        if (last) {                                                                             \
+            SN_NET_EPILOGUE(NV)                                                                 \
+        } else {                                                                                \
+            _Pragma("unroll")                                                                   \
+            for (int r = 0; r < SN_NET_ROWS; ++r) {                                             \
+                _Pragma("unroll")                                                               \
+                for (int v = 0; v < (NV); ++v) vstore8(acc[r][v], v, out + r * SN_NET_MAXW + q * SN_TN); \
+            }                                                                                   \
+        }                                                                                       \
+    }
+
+// One panel of a later layer, NV float8 wide (as above): k = 0..K-1 from +0, then the epilogue.
+#define SN_NET_PRIVATE_PANEL(NV)                                                                \
+    {                                                                                           \
+        float8 acc[SN_NET_ROWS][NV];                                                            \
+        _Pragma("unroll")                                                                       \
+        for (int r = 0; r < SN_NET_ROWS; ++r) {                                                 \
+            _Pragma("unroll")                                                                   \
+            for (int v = 0; v < (NV); ++v) acc[r][v] = (float8)(0.0f);                          \
+        }                                                                                       \
+        for (int k = 0; k < K; ++k) {                                                           \
+            float8 bv[NV];                                                                      \
+            _Pragma("unroll")                                                                   \
+            for (int v = 0; v < (NV); ++v) bv[v] = vload8(v, panel + k * SN_TN);               \
+            _Pragma("unroll")                                                                   \
+            for (int r = 0; r < SN_NET_ROWS; ++r) {                                             \
+                const float8 av = (float8)(in[r * SN_NET_MAXW + k]);                            \
+                _Pragma("unroll")                                                               \
+                for (int v = 0; v < (NV); ++v) acc[r][v] = fma(av, bv[v], acc[r][v]);          \
+            }                                                                                   \
+        }                                                                                       \
+        SN_NET_EPILOGUE(NV)                                                                     \
     }
 
 // First layer: A rows come from global memory, as floats or as bytes to be divided by `divisor` (the
@@ -94,33 +153,11 @@ inline void sn_net_layer_first(__global const float *x, __global const uchar *xb
             }
         }
         for (int q = 0; q < panels; ++q) {
-            float8 acc[SN_NET_ROWS][SN_NET_TNV];
-            #pragma unroll
-            for (int r = 0; r < SN_NET_ROWS; ++r) {
-                #pragma unroll
-                for (int v = 0; v < SN_NET_TNV; ++v)
-                    acc[r][v] = k0 == 0 ? (float8)(0.0f) : vload8(v, out + r * SN_NET_MAXW + q * SN_TN);
-            }
             __global const float *panel = wp + (q * K + k0) * SN_TN;
-            for (int k = 0; k < kn; ++k) {
-                float8 bv[SN_NET_TNV];
-                #pragma unroll
-                for (int v = 0; v < SN_NET_TNV; ++v) bv[v] = vload8(v, panel + k * SN_TN);
-                #pragma unroll
-                for (int r = 0; r < SN_NET_ROWS; ++r) {
-                    const float8 av = (float8)(xs[r * SN_NET_KC + k]);
-                    #pragma unroll
-                    for (int v = 0; v < SN_NET_TNV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]);
-                }
-            }
-            if (last) {
-                SN_NET_EPILOGUE()
+            if (SN_NET_TNV > 1 && M - q * SN_TN <= 8) {
+                SN_NET_FIRST_PANEL(1)
             } else {
-                #pragma unroll
-                for (int r = 0; r < SN_NET_ROWS; ++r) {
-                    #pragma unroll
-                    for (int v = 0; v < SN_NET_TNV; ++v) vstore8(acc[r][v], v, out + r * SN_NET_MAXW + q * SN_TN);
-                }
+                SN_NET_FIRST_PANEL(SN_NET_TNV)
             }
         }
     }
@@ -133,7 +170,7 @@ inline void sn_net_layer_first(__global const float *x, __global const uchar *xb
                 #pragma unroll
                 for (int v = 0; v < SN_NET_TNV; ++v) acc[r][v] = (float8)(0.0f);
             }
-            SN_NET_EPILOGUE()
+            SN_NET_EPILOGUE(SN_NET_TNV)
         }
     }
 }
@@ -143,25 +180,12 @@ inline void sn_net_layer_private(const float *in, const int K, const int M, __gl
                                  __global const float *bp, const int act, float *out) {
     const int panels = (M + SN_TN - 1) / SN_TN;
     for (int q = 0; q < panels; ++q) {
-        float8 acc[SN_NET_ROWS][SN_NET_TNV];
-        #pragma unroll
-        for (int r = 0; r < SN_NET_ROWS; ++r) {
-            #pragma unroll
-            for (int v = 0; v < SN_NET_TNV; ++v) acc[r][v] = (float8)(0.0f);
-        }
         __global const float *panel = wp + q * K * SN_TN;
-        for (int k = 0; k < K; ++k) {
-            float8 bv[SN_NET_TNV];
-            #pragma unroll
-            for (int v = 0; v < SN_NET_TNV; ++v) bv[v] = vload8(v, panel + k * SN_TN);
-            #pragma unroll
-            for (int r = 0; r < SN_NET_ROWS; ++r) {
-                const float8 av = (float8)(in[r * SN_NET_MAXW + k]);
-                #pragma unroll
-                for (int v = 0; v < SN_NET_TNV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]);
-            }
+        if (SN_NET_TNV > 1 && M - q * SN_TN <= 8) {
+            SN_NET_PRIVATE_PANEL(1)
+        } else {
+            SN_NET_PRIVATE_PANEL(SN_NET_TNV)
         }
-        SN_NET_EPILOGUE()
     }
 }
 
@@ -197,13 +221,23 @@ __kernel void sn_net(const int N, const int L, const int K0, const int M1, const
                 const float v = hr[j];
                 if (v > m) m = v;
             }
+            // the exps 8 at a time (sn_exp8: sn_exp's bits lane by lane), the sum still left to right
             float s = 0.0f;
-            for (int j = 0; j < M; ++j) {
+            int j = 0;
+            for (; j + 8 <= M; j += 8) {
+                const float8 e = sn_exp8(vload8(0, hr + j) - m);
+                vstore8(e, 0, row + j);
+                s = s + e.s0; s = s + e.s1; s = s + e.s2; s = s + e.s3;
+                s = s + e.s4; s = s + e.s5; s = s + e.s6; s = s + e.s7;
+            }
+            for (; j < M; ++j) {
                 const float e = sn_exp(hr[j] - m);
                 row[j] = e;
                 s = s + e;
             }
-            for (int j = 0; j < M; ++j) row[j] = sn_canon(row[j] / s);
+            j = 0;
+            for (; j + 8 <= M; j += 8) vstore8(sn_canon8(vload8(0, row + j) / s), 0, row + j);
+            for (; j < M; ++j) row[j] = sn_canon(row[j] / s);
         } else {
             for (int j = 0; j < M; ++j) row[j] = hr[j];
         }

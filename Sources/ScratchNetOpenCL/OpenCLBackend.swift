@@ -3,7 +3,8 @@
 // (Kernels/*.cl) follow the numerics contract, so on a device with parity the results are bitwise those
 // of the CPU path. Fast paths: weights are packed once into column panels (cached with the matrix, dropped
 // when it is written); a whole MLP runs as one launch (`forward`/`predict`, net.cl); built programs are kept
-// in a persistent binary cache (ProgramCache.swift). Tunables are chosen per device type (OpenCLTuning).
+// in a persistent binary cache (ProgramCache.swift); byte uploads are copied to host staging memory and
+// enqueued without waiting. Tunables are chosen per device type (OpenCLTuning).
 
 import COpenCL
 import Foundation
@@ -40,6 +41,8 @@ struct PendingBytes {
     var buffer: CLBuffer?
     /// Set while the floats have not been converted from `buffer` yet.
     var divisor: Float?
+    /// Host copy of the last bytes, the source of the non-blocking upload into `buffer`.
+    var staging: CLStaging?
 }
 
 /// Kernel tunables (-D defines and fixed local sizes), chosen per device type by ``OpenCLBackend``.
@@ -275,7 +278,15 @@ public final class OpenCLBackend: Backend {
                 upload = try CLBuffer(context: context, byteCount: bytes.count)
                 state.buffer = upload
             }
-            try queue.write(base, byteCount: bytes.count, to: upload)
+            let staging: CLStaging
+            if let existing = state.staging {
+                staging = existing
+            } else {
+                staging = CLStaging(capacity: bytes.count)
+                state.staging = staging
+            }
+            // Non-blocking: the upload waits together with the next blocking command (one round trip less).
+            try queue.write(base, byteCount: bytes.count, to: upload, staging: staging)
             state.divisor = divisor
         }
     }

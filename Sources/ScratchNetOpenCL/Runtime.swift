@@ -1,7 +1,8 @@
 // The OpenCL runtime in four small parts, each a final class that owns one OpenCL handle and releases it in
 // `deinit`: CLContext (context + its device), CLQueue (one in-order command queue), CLProgram (a program
 // built from source or from a cached binary; a failed build throws with the file name and build log),
-// CLKernel (one kernel entry point) and CLBuffer (device memory). Only the OpenCL 1.2 host API is used, so
+// CLKernel (one kernel entry point) and CLBuffer (device memory), plus CLStaging (host memory behind
+// non-blocking uploads). Only the OpenCL 1.2 host API is used, so
 // old GPU drivers work too.
 //
 // Sendability: OpenCL 1.2 makes every API call thread-safe except clSetKernelArg on the same cl_kernel;
@@ -49,6 +50,25 @@ package final class CLQueue: @unchecked Sendable {
         try check(
             clEnqueueWriteBuffer(handle, buffer.handle, cl_bool(CL_TRUE), 0, byteCount, source, 0, nil, nil),
             "clEnqueueWriteBuffer")
+    }
+
+    /// Copies `byteCount` bytes from host memory into `buffer` through `staging` without waiting for the
+    /// device: the bytes are copied to the staging memory (after its previous upload has finished) and the
+    /// write is enqueued non-blocking, so it shares the wait of the next blocking command. `source` may be
+    /// reused on return.
+    package func write(
+        _ source: UnsafeRawPointer, byteCount: Int, to buffer: CLBuffer, staging: CLStaging
+    ) throws(OpenCLError) {
+        guard byteCount <= staging.capacity else {
+            throw OpenCLError(code: CL_INVALID_VALUE, call: "clEnqueueWriteBuffer (staging smaller than the upload)")
+        }
+        try staging.waitForUpload()
+        staging.pointer.copyMemory(from: source, byteCount: byteCount)
+        var event: cl_event?
+        try check(
+            clEnqueueWriteBuffer(handle, buffer.handle, cl_bool(CL_FALSE), 0, byteCount, staging.pointer, 0, nil, &event),
+            "clEnqueueWriteBuffer")
+        staging.event = event
     }
 
     /// Copies `byteCount` bytes of `buffer` to host memory after all earlier commands have finished.
@@ -250,4 +270,39 @@ package final class CLBuffer: @unchecked Sendable {
     }
 
     deinit { _ = clReleaseMemObject(handle) }
+}
+
+/// Host memory for non-blocking uploads (``CLQueue/write(_:byteCount:to:staging:)``): it is overwritten only
+/// after the upload that reads it has finished, and freed only then.
+package final class CLStaging: @unchecked Sendable {
+    /// `capacity` bytes, 64-byte aligned.
+    let pointer: UnsafeMutableRawPointer
+    /// Size of `pointer` in bytes.
+    package let capacity: Int
+    /// The event of the upload in flight from `pointer`, if any. Callers serialise access (a lock).
+    var event: cl_event?
+
+    package init(capacity: Int) {
+        self.capacity = capacity
+        self.pointer = UnsafeMutableRawPointer.allocate(byteCount: max(1, capacity), alignment: 64)
+    }
+
+    /// Waits until the last upload from `pointer` has finished (at once if it already has).
+    func waitForUpload() throws(OpenCLError) {
+        guard let pending = event else { return }
+        event = nil
+        var list: cl_event? = pending
+        let status = clWaitForEvents(1, &list)
+        _ = clReleaseEvent(pending)
+        try check(status, "clWaitForEvents")
+    }
+
+    deinit {
+        if let pending = event {
+            var list: cl_event? = pending
+            _ = clWaitForEvents(1, &list)
+            _ = clReleaseEvent(pending)
+        }
+        pointer.deallocate()
+    }
 }
