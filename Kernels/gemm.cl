@@ -36,6 +36,27 @@
 #endif
 #define SN_TNV (SN_TN / 8)
 
+// The epilogue shared by both tile functions: store the valid part of the register tile `acc` (rows i0..,
+// columns j0..j0+width) to c, plain (matmul: canonical NaN only) or with bias and activation (affine).
+// Needs in scope: acc, i0, j0, N, M, c, with_bias, full, width, bias, act.
+#define SN_GEMM_STORE_TILE()                                                                     \
+    _Pragma("unroll")                                                                            \
+    for (int r = 0; r < SN_TM; ++r) {                                                            \
+        const int i = i0 + r;                                                                    \
+        if (i >= N) break;                                                                       \
+        __global float *crow = c + i * M + j0;                                                   \
+        if (!with_bias && full) {                                                                \
+            _Pragma("unroll")                                                                    \
+            for (int v = 0; v < SN_TNV; ++v) vstore8(sn_canon8(acc[r][v]), v, crow);             \
+        } else {                                                                                 \
+            float t[SN_TN];                                                                      \
+            _Pragma("unroll")                                                                    \
+            for (int v = 0; v < SN_TNV; ++v) vstore8(acc[r][v], v, t);                           \
+            for (int l = 0; l < width; ++l)                                                      \
+                crow[l] = with_bias ? sn_activate(t[l] + bias[j0 + l], act) : sn_canon(t[l]);   \
+        }                                                                                        \
+    }
+
 // The shared body. `with_bias` is a compile-time constant at each call site, so the inlined copies for
 // sn_matmul and sn_affine each keep only their own epilogue.
 inline void sn_gemm_tile(const int N, const int K, const int M,
@@ -94,24 +115,7 @@ inline void sn_gemm_tile(const int N, const int K, const int M,
 
     // Epilogue: store the valid part of the tile (plus bias and activation for the affine layer).
     const int width = min(SN_TN, M - j0);
-    #pragma unroll
-    for (int r = 0; r < SN_TM; ++r) {
-        const int i = i0 + r;
-        if (i >= N) break;
-        __global float *crow = c + i * M + j0;
-        if (!with_bias && full) {
-            #pragma unroll
-            for (int v = 0; v < SN_TNV; ++v) vstore8(sn_canon8(acc[r][v]), v, crow);
-        } else {
-            float t[SN_TN];
-            #pragma unroll
-            for (int v = 0; v < SN_TNV; ++v) vstore8(acc[r][v], v, t);
-            for (int l = 0; l < width; ++l) {
-                float y = t[l];
-                crow[l] = with_bias ? sn_activate(y + bias[j0 + l], act) : sn_canon(y);
-            }
-        }
-    }
+    SN_GEMM_STORE_TILE()
 }
 
 __kernel void sn_matmul(const int N, const int K, const int M,
@@ -196,24 +200,7 @@ inline void sn_gemm_packed_tile(const int N, const int K, const int M,
 
     const int full = (j0 + SN_TN <= M);
     const int width = min(SN_TN, M - j0);
-    #pragma unroll
-    for (int r = 0; r < SN_TM; ++r) {
-        const int i = i0 + r;
-        if (i >= N) break;
-        __global float *crow = c + i * M + j0;
-        if (!with_bias && full) {
-            #pragma unroll
-            for (int v = 0; v < SN_TNV; ++v) vstore8(sn_canon8(acc[r][v]), v, crow);
-        } else {
-            float t[SN_TN];
-            #pragma unroll
-            for (int v = 0; v < SN_TNV; ++v) vstore8(acc[r][v], v, t);
-            for (int l = 0; l < width; ++l) {
-                float y = t[l];
-                crow[l] = with_bias ? sn_activate(y + bias[j0 + l], act) : sn_canon(y);
-            }
-        }
-    }
+    SN_GEMM_STORE_TILE()
 }
 
 __kernel void sn_matmul_packed(const int N, const int K, const int M,
