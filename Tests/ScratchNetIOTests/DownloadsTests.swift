@@ -82,7 +82,7 @@ final class LogLines: @unchecked Sendable {
         defer { server.stop() }
         let dir = try Self.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let name = "tiny-labels-idx1-ubyte.gz"
+        let name = "tiny-labels.idx1.gz"
         let content = try Fixtures.data(name)
         let good = Downloads.Item(name: name, url: server.url(name), sha256: SHA256.hex(content).uppercased(), subfolder: "mnist")
         let log = LogLines()
@@ -105,7 +105,7 @@ final class LogLines: @unchecked Sendable {
         #expect(try Data(contentsOf: destination) == content)
 
         // SHA-256 mismatch: an error, and nothing left behind.
-        let otherName = "tiny-images-idx3-ubyte.gz"
+        let otherName = "tiny-images.idx3.gz"
         let wrong = Downloads.Item(name: otherName, url: server.url(otherName), sha256: String(repeating: "0", count: 64), subfolder: "mnist")
         let mismatch = await fetchError([wrong], into: dir)
         #expect(mismatch?.description.contains("SHA-256") == true)

@@ -57,7 +57,7 @@ import Testing
     }
 
     /// A temporary folder with the tiny fixture under MNIST's test-split names.
-    static func tinyFolder(images: String = "tiny-images-idx3-ubyte", labels: String = "tiny-labels-idx1-ubyte.gz",
+    static func tinyFolder(images: String = "tiny-images.idx3", labels: String = "tiny-labels.idx1.gz",
                            imagesAs: String = "t10k-images-idx3-ubyte", labelsAs: String = "t10k-labels-idx1-ubyte.gz") throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("scratchnet-mnist-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -67,8 +67,8 @@ import Testing
     }
 
     @Test func tinyFixtureRawAndGzip() throws {
-        let raw = try IDX.read(try Fixtures.data("tiny-images-idx3-ubyte"), source: "raw")
-        let gz = try IDX.read(try Fixtures.data("tiny-images-idx3-ubyte.gz"), source: "gz")
+        let raw = try IDX.read(try Fixtures.data("tiny-images.idx3"), source: "raw")
+        let gz = try IDX.read(try Fixtures.data("tiny-images.idx3.gz"), source: "gz")
         #expect(raw.dims == [3, 2, 4] && gz.dims == raw.dims && gz.bytes == raw.bytes)
         let pixels: [UInt8] = (0..<24).map { (k: Int) -> UInt8 in UInt8((k * 10) % 256) }
         #expect(raw.bytes == pixels)
@@ -91,7 +91,7 @@ import Testing
 
     @Test func swappedAndMismatchedFilesAreErrors() throws {
         // Labels where images belong.
-        let swapped = try Self.tinyFolder(images: "tiny-labels-idx1-ubyte", labels: "tiny-images-idx3-ubyte.gz")
+        let swapped = try Self.tinyFolder(images: "tiny-labels.idx1", labels: "tiny-images.idx3.gz")
         defer { try? FileManager.default.removeItem(at: swapped) }
         let e1 = expectLoadError { _ = try MNIST.load(directory: swapped, split: .test) }
         #expect(e1?.description.contains("t10k-images-idx3-ubyte") == true)
@@ -113,7 +113,7 @@ import Testing
     }
 
     @Test func idxChecks() throws {
-        let good = [UInt8](try Fixtures.data("tiny-images-idx3-ubyte"))
+        let good = [UInt8](try Fixtures.data("tiny-images.idx3"))
         var badMagic = good; badMagic[0] = 1
         var badType = good; badType[2] = 0x09
         var zeroRank = good; zeroRank[3] = 0
@@ -125,7 +125,7 @@ import Testing
             let error = expectLoadError("\(what)") { _ = try IDX.read(Data(bytes), source: "bad-idx") }
             #expect(error?.source == "bad-idx")
         }
-        for name in ["tiny-images-idx3-ubyte", "tiny-images-idx3-ubyte.gz", "tiny-labels-idx1-ubyte", "tiny-labels-idx1-ubyte.gz"] {
+        for name in ["tiny-images.idx3", "tiny-images.idx3.gz", "tiny-labels.idx1", "tiny-labels.idx1.gz"] {
             let data = try Fixtures.data(name)
             for length in 0..<data.count {
                 let error = expectLoadError("\(name) cut to \(length)") { _ = try IDX.read(data.prefix(length), source: name) }
@@ -135,7 +135,7 @@ import Testing
     }
 
     @Test func gzip() throws {
-        let gz = try Fixtures.data("tiny-labels-idx1-ubyte.gz"), raw = try Fixtures.data("tiny-labels-idx1-ubyte")
+        let gz = try Fixtures.data("tiny-labels.idx1.gz"), raw = try Fixtures.data("tiny-labels.idx1")
         #expect(try Gzip.decompressIfNeeded(gz, source: "g", maxOutput: 1 << 20) == raw)
         #expect(try Gzip.decompressIfNeeded(raw, source: "g", maxOutput: 1) == raw, "not gzip: unchanged")
         #expect(try Gzip.decompressIfNeeded(gz + gz, source: "g", maxOutput: 1 << 20) == raw + raw, "multi-member")

@@ -192,10 +192,10 @@ def idx():
     imgs = np.array([(i * 8 + p) * 10 % 256 for i in range(3) for p in range(8)], dtype=np.uint8)
     img_bytes = struct.pack(">IIII", 0x803, 3, 2, 4) + imgs.tobytes()
     lab_bytes = struct.pack(">II", 0x801, 3) + bytes([7, 0, 9])
-    write("tiny-images-idx3-ubyte", img_bytes)
-    write("tiny-labels-idx1-ubyte", lab_bytes)
-    write("tiny-images-idx3-ubyte.gz", gzip.compress(img_bytes, mtime=0))
-    write("tiny-labels-idx1-ubyte.gz", gzip.compress(lab_bytes, mtime=0))
+    write("tiny-images.idx3", img_bytes)
+    write("tiny-labels.idx1", lab_bytes)
+    write("tiny-images.idx3.gz", gzip.compress(img_bytes, mtime=0))
+    write("tiny-labels.idx1.gz", gzip.compress(lab_bytes, mtime=0))
 
 
 if __name__ == "__main__":
