@@ -36,6 +36,20 @@
 #endif
 #define SN_TNV (SN_TN / 8)
 
+// The prologue shared by both tile functions: row pointers of A for rows i0.. (rows past N repeat row N-1:
+// valid memory, results discarded) and the SN_TM×SN_TN register tile `acc`, zeroed (+0, the contract's start).
+// Needs in scope: a, i0, N, K.
+#define SN_GEMM_BEGIN_TILE()                                                                     \
+    __global const float *arow[SN_TM];                                                           \
+    _Pragma("unroll")                                                                            \
+    for (int r = 0; r < SN_TM; ++r) arow[r] = a + min(i0 + r, N - 1) * K;                        \
+    float8 acc[SN_TM][SN_TNV];                                                                   \
+    _Pragma("unroll")                                                                            \
+    for (int r = 0; r < SN_TM; ++r) {                                                            \
+        _Pragma("unroll")                                                                        \
+        for (int v = 0; v < SN_TNV; ++v) acc[r][v] = (float8)(0.0f);                             \
+    }
+
 // The epilogue shared by both tile functions: store the valid part of the register tile `acc` (rows i0..,
 // columns j0..j0+width) to c, plain (matmul: canonical NaN only) or with bias and activation (affine).
 // Needs in scope: acc, i0, j0, N, M, c, with_bias, full, width, bias, act.
@@ -67,17 +81,7 @@ inline void sn_gemm_tile(const int N, const int K, const int M,
     const int i0 = (int)get_global_id(1) * SN_TM;
     if (j0 >= M || i0 >= N) return;
 
-    // Row pointers of A; rows past N repeat row N-1 (valid memory, results discarded).
-    __global const float *arow[SN_TM];
-    #pragma unroll
-    for (int r = 0; r < SN_TM; ++r) arow[r] = a + min(i0 + r, N - 1) * K;
-
-    float8 acc[SN_TM][SN_TNV];
-    #pragma unroll
-    for (int r = 0; r < SN_TM; ++r) {
-        #pragma unroll
-        for (int v = 0; v < SN_TNV; ++v) acc[r][v] = (float8)(0.0f);
-    }
+    SN_GEMM_BEGIN_TILE()
 
     const int full = (j0 + SN_TN <= M);
     if (full) {
@@ -175,16 +179,7 @@ inline void sn_gemm_packed_tile(const int N, const int K, const int M,
     const int j0 = q * SN_TN;
     if (j0 >= M || i0 >= N) return;
 
-    __global const float *arow[SN_TM];
-    #pragma unroll
-    for (int r = 0; r < SN_TM; ++r) arow[r] = a + min(i0 + r, N - 1) * K;
-
-    float8 acc[SN_TM][SN_TNV];
-    #pragma unroll
-    for (int r = 0; r < SN_TM; ++r) {
-        #pragma unroll
-        for (int v = 0; v < SN_TNV; ++v) acc[r][v] = (float8)(0.0f);
-    }
+    SN_GEMM_BEGIN_TILE()
     __global const float *panel = bp + q * K * SN_TN;
     for (int k = 0; k < K; ++k) {
         float8 bv[SN_TNV];
