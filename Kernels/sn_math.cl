@@ -1,6 +1,6 @@
 // sn_math.cl — ScratchNet's bit-exact float math for OpenCL C, prepended to every other kernel file.
 //
-// Purpose: exp, sigmoid and ReLU with exactly the operations of Sources/ScratchNet/Core/Numerics.swift,
+// Purpose: exp, log, sigmoid and ReLU with exactly the operations of Sources/ScratchNet/Core/Numerics.swift,
 // in the same order, so every device gives the CPU path's bits. Only IEEE-exact operations are used
 // (+, -, *, fma, rint, floor, compares, exponent-bit arithmetic); no built-in exp, no native_*, no
 // contraction (FP_CONTRACT OFF), and the host builds with -cl-fp32-correctly-rounded-divide-sqrt so that
@@ -59,6 +59,60 @@ inline float sn_exp(float x) {
     float n1 = floor(n * 0.5f);
     float n2 = n - n1;
     return (y * sn_pow2(n1)) * sn_pow2(n2);
+}
+
+#define SN_SQRT2  0x1.6a09e6p+0f
+#define SN_L0     0x1.204376p-4f
+#define SN_L1    -0x1.d7a370p-4f
+#define SN_L2     0x1.de4a34p-4f
+#define SN_L3    -0x1.fcba9ep-4f
+#define SN_L4     0x1.23d37ep-3f
+#define SN_L5    -0x1.555ca0p-3f
+#define SN_L6     0x1.999d58p-3f
+#define SN_L7    -0x1.fffff8p-3f
+#define SN_L8     0x1.555554p-2f
+#define SN_LOG_HI 0x1.63p-1f
+#define SN_LOG_LO -0x1.bd0106p-13f
+// The book's 1e-7 (cross-entropy guard and optimizer epsilon) as the nearest float.
+#define SN_EPS    0x1.ad7f2ap-24f
+
+// log x (Numerics.log): NaN or x < 0 -> SN_NAN, +-0 -> -inf, +inf -> +inf. Cephes logf on
+// x = m * 2^e with m in (sqrt2/2, sqrt2], f = m - 1.
+inline float sn_log(float x) {
+    if (isnan(x) || x < 0.0f) return SN_NAN;
+    if (x == 0.0f) return -INFINITY;
+    if (isinf(x)) return INFINITY;
+    float v = x;
+    int e = 0;
+    if (v < FLT_MIN) {
+        v = v * 0x1p23f;
+        e = -23;
+    }
+    uint bits = as_uint(v);
+    e += (int)(bits >> 23) - 127;
+    float m = as_float((bits & 0x007FFFFFu) | 0x3F800000u);
+    if (m > SN_SQRT2) {
+        m = m * 0.5f;
+        e += 1;
+    }
+    float f = m - 1.0f;
+    float fe = (float)e;
+    float z = f * f;
+    float p = SN_L0;
+    p = fma(p, f, SN_L1);
+    p = fma(p, f, SN_L2);
+    p = fma(p, f, SN_L3);
+    p = fma(p, f, SN_L4);
+    p = fma(p, f, SN_L5);
+    p = fma(p, f, SN_L6);
+    p = fma(p, f, SN_L7);
+    p = fma(p, f, SN_L8);
+    float y = (p * f) * z;
+    y = fma(fe, SN_LOG_LO, y);
+    y = fma(z, -0.5f, y);
+    float r = f + y;
+    r = fma(fe, SN_LOG_HI, r);
+    return r;
 }
 
 inline float sn_sigmoid(float x) {

@@ -107,6 +107,48 @@ public protocol Backend: AnyObject, Sendable {
     /// fused path for these sizes; callers then run the layers one by one.
     func forward(_ x: DeviceMatrix, layers: [DenseLayer], softmax: Bool, into y: DeviceMatrix) throws -> Bool
 
+    // MARK: Training ops (backward passes, losses, optimizer steps). Every reduction has one fixed order,
+    // spelled out below, so gradients, losses and updated weights are bitwise identical on every backend.
+    // No op here contracts a*b+c into an fma unless it says `fma`. Every NaN output is the canonical NaN.
+
+    /// c (K,M) = aᵀ · b for a (N,K), b (N,M): the Affine weight gradient dW = xᵀ · dout.
+    /// Each c[i][j] starts at +0 and accumulates `fma(a[n][i], b[n][j], acc)` for n = 0, 1, ..., N-1.
+    /// With N = 0, c is all +0.
+    func matmulTransposedA(_ a: DeviceMatrix, _ b: DeviceMatrix, into c: DeviceMatrix) throws
+    /// c (N,K) = a · bᵀ for a (N,M), b (K,M): the Affine input gradient dx = dout · Wᵀ.
+    /// Each c[i][j] starts at +0 and accumulates `fma(a[i][m], b[j][m], acc)` for m = 0, 1, ..., M-1.
+    func matmulTransposedB(_ a: DeviceMatrix, _ b: DeviceMatrix, into c: DeviceMatrix) throws
+    /// y (1,M) = the column sums of x (N,M): the Affine bias gradient db = Σₙ dout[n].
+    /// Each y[j] = ((+0 + x[0][j]) + x[1][j]) + ... + x[N-1][j], left to right.
+    func sumColumns(_ x: DeviceMatrix, into y: DeviceMatrix) throws
+    /// dx = the gradient through an activation, from its forward *output* y and the incoming gradient dy
+    /// (all the same shape; `dx` may be `dy`):
+    ///  - identity: dx = dy
+    ///  - sigmoid:  dx = (dy * (1 - y)) * y      (the book's `dout * (1.0 - self.out) * self.out`)
+    ///  - relu:     dx = y <= 0 ? +0 : dy        (the book's mask `x <= 0`; y = relu(x) is +0 exactly there,
+    ///                                             and a NaN y lets dy through as a NaN x does in the book)
+    func activationBackward(_ activation: Activation, output y: DeviceMatrix, gradient dy: DeviceMatrix,
+                            into dx: DeviceMatrix) throws
+    /// Cross-entropy of probabilities y (N,C) against targets t, the book's batch form, written to
+    /// `loss[index]` (loss is (1,L), index < L) without a host round trip:
+    ///  - labels, t (N,1) holding class indices as floats: rowᵢ = log(y[i][tᵢ] + 1e-7)
+    ///  - one-hot, t (N,C): rowᵢ = Σⱼ t[i][j] * log(y[i][j] + 1e-7), j left to right from +0, no fma
+    /// then s = rows summed left to right from +0, and loss = -s / Float(N) (correctly rounded division).
+    /// `log` is ``Numerics/log(_:)``; 1e-7 is the float ``Numerics/crossEntropyGuard``. A label that is not an
+    /// integer in 0..<C gives a NaN row (so a NaN loss), never an out-of-bounds read. N = 0 gives NaN.
+    func crossEntropy(_ y: DeviceMatrix, targets t: DeviceMatrix, into loss: DeviceMatrix, at index: Int) throws
+    /// The book's sum of squares 0.5 * Σ (y - t)² over all elements of y and t (same shape), written to
+    /// `loss[index]`: d = y - t, s = s + d * d (no fma) row-major from +0, loss = 0.5 * s.
+    func sumOfSquares(_ y: DeviceMatrix, targets t: DeviceMatrix, into loss: DeviceMatrix, at index: Int) throws
+    /// SoftmaxWithLoss backward from its forward output y = softmax(x) (N,C): dx = (y - t) / Float(N), with t
+    /// one-hot (N,C) or labels (N,1) as in ``crossEntropy(_:targets:into:at:)`` (for labels, t[i][j] is 1 where
+    /// j == tᵢ and 0 elsewhere; an invalid label subtracts nothing). Division, not a multiply by 1/N.
+    func softmaxCrossEntropyBackward(_ y: DeviceMatrix, targets t: DeviceMatrix, into dx: DeviceMatrix) throws
+    /// One optimizer step on one parameter, element-wise, in place (see ``UpdateRule`` for the formulas).
+    /// `state` holds the rule's ``UpdateRule/stateCount`` matrices (velocity; h; m and v), same shape as `p`.
+    func update(_ rule: UpdateRule, parameter p: DeviceMatrix, gradient g: DeviceMatrix,
+                state: [DeviceMatrix]) throws
+
     /// Like ``forward(_:layers:softmax:into:)`` but only the argmax of each output row is kept, written to
     /// `predictions` (x.rows of them) on the host: one small download instead of the outputs. Returns false,
     /// doing nothing, when there is no fused path for these sizes.
@@ -133,5 +175,41 @@ extension Backend {
     /// Allocates and fills a device matrix from row-major values.
     public func upload(_ values: [Float], rows: Int, cols: Int) throws -> DeviceMatrix {
         try upload(Tensor(shape: [rows, cols], scalars: values))
+    }
+}
+
+/// One optimizer step's element-wise formula with its coefficients, as the book's chapter 6 writes it.
+///
+/// The host computes the coefficients (in Double, rounded once to Float: Adam's bias-corrected `lrT`, and
+/// `1 - beta`), so every device gets the same Floats. Each formula is evaluated in exactly the order shown,
+/// with no fma; `sqrt` and `/` are correctly rounded; eps is ``Numerics/optimizerEpsilon`` (1e-7 as a float).
+public enum UpdateRule: Sendable, Equatable {
+    /// p = p - lr * g
+    case sgd(lr: Float)
+    /// v = momentum * v - lr * g; p = p + v        (state: [v])
+    case momentum(lr: Float, momentum: Float)
+    /// h = h + g * g; p = p - (lr * g) / (sqrt(h) + eps)        (state: [h])
+    case adaGrad(lr: Float)
+    /// m = m + oneMinusBeta1 * (g - m); v = v + oneMinusBeta2 * (g * g - v);
+    /// p = p - (lrT * m) / (sqrt(v) + eps)        (state: [m, v])
+    case adam(lrT: Float, oneMinusBeta1: Float, oneMinusBeta2: Float)
+
+    /// How many state matrices (each shaped like the parameter, starting at +0) the rule keeps.
+    public var stateCount: Int {
+        switch self {
+        case .sgd: return 0
+        case .momentum, .adaGrad: return 1
+        case .adam: return 2
+        }
+    }
+
+    /// The rule's code and three coefficients as kernels take them: code 0 sgd, 1 momentum, 2 adaGrad, 3 adam.
+    public var coefficients: (code: Int32, c0: Float, c1: Float, c2: Float) {
+        switch self {
+        case .sgd(let lr): return (0, lr, 0, 0)
+        case .momentum(let lr, let momentum): return (1, lr, momentum, 0)
+        case .adaGrad(let lr): return (2, lr, 0, 0)
+        case .adam(let lrT, let b1, let b2): return (3, lrT, b1, b2)
+        }
     }
 }

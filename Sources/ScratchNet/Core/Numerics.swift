@@ -1,4 +1,4 @@
-// The one definition of ScratchNet's transcendental math: exp, sigmoid and softmax, in scalar and SIMD8
+// The one definition of ScratchNet's transcendental math: exp, log, sigmoid and softmax, in scalar and SIMD8
 // form. Kernels/sn_math.cl is the same code in OpenCL C, operation for operation; any change here must be
 // made there too (the parity tests fail otherwise).
 //
@@ -81,6 +81,70 @@ public enum Numerics {
     static func pow2(_ n: Float) -> Float {
         let bits = (n + magic).bitPattern &- magicBits &+ 127
         return Float(bitPattern: bits &<< 23)
+    }
+
+    // log: Cephes logf (coefficients rounded to float), with fma in the Horner steps.
+    @usableFromInline static let sqrt2: Float = 0x1.6a09e6p+0
+    @usableFromInline static let l0: Float = 0x1.204376p-4
+    @usableFromInline static let l1: Float = -0x1.d7a370p-4
+    @usableFromInline static let l2: Float = 0x1.de4a34p-4
+    @usableFromInline static let l3: Float = -0x1.fcba9ep-4
+    @usableFromInline static let l4: Float = 0x1.23d37ep-3
+    @usableFromInline static let l5: Float = -0x1.555ca0p-3
+    @usableFromInline static let l6: Float = 0x1.999d58p-3
+    @usableFromInline static let l7: Float = -0x1.fffff8p-3
+    @usableFromInline static let l8: Float = 0x1.555554p-2
+    /// ln 2 = logHi + logLo (Cephes' split: logHi = 0.693359375 has few bits).
+    @usableFromInline static let logHi: Float = 0x1.63p-1
+    @usableFromInline static let logLo: Float = -0x1.bd0106p-13
+
+    /// The book's `1e-7` guard in `np.log(y + 1e-7)`, as the float nearest 1e-7.
+    public static let crossEntropyGuard: Float = 0x1.ad7f2ap-24
+    /// The book's optimizer epsilon `1e-7` (AdaGrad, Adam), as the float nearest 1e-7.
+    public static let optimizerEpsilon: Float = 0x1.ad7f2ap-24
+
+    /// Natural logarithm, bit-identical on every backend (mirrored as `sn_log` in Kernels/sn_math.cl).
+    /// NaN or x < 0 → canonical NaN, ±0 → -inf, +inf → +inf. Within 2 ulp of the true log (tests check it
+    /// against Double).
+    ///
+    /// x = m · 2^e with m in (√2/2, √2], f = m - 1 (exact), then Cephes logf:
+    /// log x = f - f²/2 + f³·P(f) + e·ln2 with ln2 split in two parts.
+    @inlinable
+    public static func log(_ x: Float) -> Float {
+        if x.isNaN || x < 0 { return canonicalNaN }
+        if x == 0 { return -.infinity }
+        if x == .infinity { return .infinity }
+        var v = x
+        var e: Int32 = 0
+        if v < Float.leastNormalMagnitude {
+            v = v * 0x1p23  // exact: makes a subnormal normal
+            e = -23
+        }
+        let bits = v.bitPattern
+        e += Int32(bitPattern: bits >> 23) - 127
+        var m = Float(bitPattern: (bits & 0x007F_FFFF) | 0x3F80_0000)  // [1, 2)
+        if m > sqrt2 {
+            m = m * 0.5  // exact
+            e += 1
+        }
+        let f = m - 1  // exact (Sterbenz)
+        let fe = Float(e)  // exact: |e| < 2^24
+        let z = f * f
+        var p = l0
+        p = l1.addingProduct(p, f)
+        p = l2.addingProduct(p, f)
+        p = l3.addingProduct(p, f)
+        p = l4.addingProduct(p, f)
+        p = l5.addingProduct(p, f)
+        p = l6.addingProduct(p, f)
+        p = l7.addingProduct(p, f)
+        p = l8.addingProduct(p, f)
+        var y = (p * f) * z
+        y = y.addingProduct(fe, logLo)
+        y = y.addingProduct(z, -0.5)
+        var r = f + y
+        r = r.addingProduct(fe, logHi)
+        return r
     }
 
     /// 1 / (1 + e^-x); NaN → canonical NaN.
