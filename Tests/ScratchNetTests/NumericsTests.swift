@@ -1,5 +1,5 @@
-// Tests of Numerics: SIMD8 forms equal the scalar forms bit for bit, exp is within 2 ulp of the true
-// value, and the book's sigmoid/softmax numbers come out.
+// Tests of Numerics: SIMD8 forms equal the scalar forms bit for bit, exp and log are within 2 ulp of the
+// true value, and the book's sigmoid/softmax numbers come out.
 
 import Foundation
 import Testing
@@ -120,6 +120,58 @@ struct NumericsTests {
         #expect(Numerics.exp(Float(-87).nextDown) == 0)
         #expect(Numerics.exp(-100) == 0)
         #expect(Numerics.exp(1) == 2.7182817)
+    }
+
+    @Test("log is within 2 ulp of the true value over every 97th float in [1e-38, 1e38] and the subnormals")
+    func logAccuracy() {
+        var worst = 0
+        var worstX: Float = 0
+        var count = 0
+        func check(_ x: Float) {
+            let y = Numerics.log(x)
+            let truth = Float(Foundation.log(Double(x)))
+            // Same sign (or both zero) so the ulp distance is meaningful; +0 only at x = 1.
+            let d = (y.sign == truth.sign || truth == 0) ? ulpDistance(y, truth) : Int.max
+            if d > worst { worst = d; worstX = x }
+            count += 1
+        }
+        var bits = Float(1e-38).bitPattern
+        let end = Float(1e38).bitPattern
+        while bits <= end { check(Float(bitPattern: bits)); bits += 97 }
+        bits = 1
+        while bits < 0x0080_0000 { check(Float(bitPattern: bits)); bits += 97 }
+        // Dense around 1 (where log is tiny and the reduction is the most delicate) and around √2.
+        for t in [Float(1), 0x1.6a09e6p+0, 0.5, 2] {
+            for d in -20_000...20_000 { check(Float(bitPattern: UInt32(Int(t.bitPattern) + d))) }
+        }
+        check(.leastNonzeroMagnitude)
+        check(.greatestFiniteMagnitude)
+        check(.leastNormalMagnitude)
+        #expect(count > 20_000_000)
+        #expect(worst <= 2, "worst error \(worst) ulp at x = \(worstX) (\(worstX.bitPattern))")
+    }
+
+    @Test("log special values")
+    func logSpecials() {
+        let nan = Numerics.canonicalNaN.bitPattern
+        #expect(Numerics.log(1).bitPattern == Float(0).bitPattern)
+        #expect(Numerics.log(.nan).bitPattern == nan)
+        #expect(Numerics.log(-Float.nan).bitPattern == nan)
+        #expect(Numerics.log(Float(bitPattern: 0x7FA0_0001)).bitPattern == nan)
+        #expect(Numerics.log(-1).bitPattern == nan)
+        #expect(Numerics.log(-.leastNonzeroMagnitude).bitPattern == nan)
+        #expect(Numerics.log(-.infinity).bitPattern == nan)
+        #expect(Numerics.log(0) == -.infinity)
+        #expect(Numerics.log(-0.0) == -.infinity)
+        #expect(Numerics.log(.infinity) == .infinity)
+        // Subnormals are finite: log(2^-149) = -103.2789...
+        #expect(abs(Numerics.log(.leastNonzeroMagnitude) - -103.27893) <= 1e-4)
+        #expect(abs(Numerics.log(Float(bitPattern: 0x0040_0000)) - Float(Foundation.log(Double(Float(bitPattern: 0x0040_0000))))) <= 1e-4)
+        #expect(Numerics.log(.greatestFiniteMagnitude).isFinite)
+        #expect(abs(Numerics.log(2) - 0.6931472) <= 1e-7)
+        #expect(abs(Numerics.log(Float(M_E)) - 1) <= 1.2e-7)
+        // The book's guard: log(0 + 1e-7) = -16.118095...
+        #expect(abs(Numerics.log(Numerics.crossEntropyGuard) - -16.118095) <= 2e-6)
     }
 
     @Test("sigmoid values")

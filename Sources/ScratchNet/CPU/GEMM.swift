@@ -21,12 +21,19 @@
 // accumulators, the BLIS Haswell shape; a lone last 8-column panel uses 12 × 8). Row tails (1...5 rows: batch 1, batch 7, ...) use wider kernels instead — R rows × up to 12/R
 // SIMD8 column vectors — so that even a single row keeps enough independent fma chains in flight.
 //
+// Training (Training.swift): the weight gradient xᵀ · dout reads its left operand aᵀ in place
+// (`transposedA`: the rows of a micro-panel are adjacent floats of one row of x, so the same kernels apply with
+// strides 1 and lda), or packs it from there (packAT) when a is packed; a partial last panel (the book's 50
+// columns) is done by `columnTail`, vectorised across rows instead of columns. The input gradient dout · Wᵀ
+// packs Wᵀ into panels per call, in scratch memory. Each output still takes its k terms in order.
+//
 // Threads: a product of at least `threadingThreshold` multiply-adds is split into a few pieces per thread:
 // by rows (6-row blocks) when there are enough rows, else by panels; the caller and the pool threads claim
 // pieces until none is left. Each piece packs its own A in its thread's scratch; b is shared read-only; the
 // only synchronisation is one lock per claimed piece and the final join.
 
-/// b (K,M) packed into 8-column panels for the micro-kernels. Owns its memory.
+/// b (K,M) packed into 8-column panels for the micro-kernels. Owns its memory (the cached packing of a
+/// weight matrix) or borrows a thread's scratch memory (per-call packings of the training ops).
 final class PackedPanels: @unchecked Sendable {
     // @unchecked Sendable: immutable after init; only read by GEMM threads.
 
@@ -41,36 +48,92 @@ final class PackedPanels: @unchecked Sendable {
     /// Panel p starts at `base + p * stride` and holds rows × 8 floats (row k at k * 8), zero beyond `cols`.
     let base: UnsafeMutablePointer<Float>
 
+    /// Whether `base` was allocated here (freed on deinit) or borrowed from scratch memory.
+    private let owned: Bool
+
     /// Floats per panel (K × 8).
     var stride: Int { rows * 8 }
+
+    /// Floats of panels for a rows × cols matrix (at least 16, like every allocation here).
+    static func floats(rows: Int, cols: Int) -> Int { Swift.max((cols + 7) / 8 * rows * 8, 16) }
 
     init(packing b: UnsafePointer<Float>, rows: Int, cols: Int, version: UInt64) {
         self.rows = rows
         self.cols = cols
         self.version = version
+        owned = true
         count = (cols + 7) / 8
-        let total = count * rows * 8
-        let raw = UnsafeMutableRawPointer.allocate(
-            byteCount: Swift.max(total, 16) * MemoryLayout<Float>.stride, alignment: 64)
-        base = raw.initializeMemory(as: Float.self, repeating: 0, count: Swift.max(total, 16))
+        let total = PackedPanels.floats(rows: rows, cols: cols)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: total * MemoryLayout<Float>.stride, alignment: 64)
+        // No zero fill first: `pack` writes every float of every panel (the 16-float minimum of an empty
+        // matrix is never read).
+        base = raw.bindMemory(to: Float.self, capacity: total)
+        PackedPanels.pack(b, rows: rows, cols: cols, into: base)
+    }
+
+    /// Packs b (rows, cols) like ``init(packing:rows:cols:version:)`` but into `memory`
+    /// (``floats(rows:cols:)`` floats, borrowed: it must outlive these panels), for a right operand that
+    /// changes on every call (the output gradient of the weight gradient xᵀ · dout); not cached (version 0).
+    init(packing b: UnsafePointer<Float>, rows: Int, cols: Int, into memory: UnsafeMutablePointer<Float>) {
+        self.rows = rows
+        self.cols = cols
+        self.version = 0
+        owned = false
+        count = (cols + 7) / 8
+        base = memory
+        PackedPanels.pack(b, rows: rows, cols: cols, into: base)
+    }
+
+    /// The panels of b (rows, cols) at `base`; the lanes beyond `cols` of the last panel are zeroed.
+    private static func pack(_ b: UnsafePointer<Float>, rows: Int, cols: Int, into base: UnsafeMutablePointer<Float>) {
+        let count = (cols + 7) / 8
         for p in 0..<count {
             let panel = base + p * rows * 8
             let j0 = 8 * p
             let valid = Swift.min(8, cols - j0)
             for k in 0..<rows {
-                // panel[k][0..<valid] = b[k][j0..<j0+valid]
+                // panel[k][0..<valid] = b[k][j0..<j0+valid], zero beyond
                 let src = b + k * cols + j0
-                if valid == 8 {
-                    UnsafeMutableRawPointer(panel + k * 8).storeBytes(
-                        of: UnsafeRawPointer(src).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
-                } else {
-                    (panel + k * 8).update(from: src, count: valid)
+                UnsafeMutableRawPointer(panel + k * 8).storeBytes(
+                    of: GEMM.loadPartial(src, valid), as: SIMD8<Float>.self)
+            }
+        }
+    }
+
+    /// Packs bᵀ, for b (cols, rows) row-major, into `memory` (``floats(rows:cols:)`` floats, borrowed: it
+    /// must outlive these panels): panel p row k holds b[8p ..< 8p+8][k], zero beyond `cols`. For the
+    /// matmul a · bᵀ (the input gradient dout · Wᵀ); the panels are not cached (version 0).
+    init(transposing b: UnsafePointer<Float>, rows: Int, cols: Int, into memory: UnsafeMutablePointer<Float>) {
+        self.rows = rows
+        self.cols = cols
+        self.version = 0
+        owned = false
+        count = (cols + 7) / 8
+        base = memory
+        for p in 0..<count {
+            let panel = base + p * rows * 8
+            let j0 = 8 * p
+            let valid = Swift.min(8, cols - j0)
+            if valid == 8 {
+                // panel[k][0..<8] = b[j0 ..< j0+8][k]: eight rows of b read side by side, one vector stored per k
+                let r0 = b + j0 * rows, r1 = r0 + rows, r2 = r1 + rows, r3 = r2 + rows
+                let r4 = r3 + rows, r5 = r4 + rows, r6 = r5 + rows, r7 = r6 + rows
+                for k in 0..<rows {
+                    let v = SIMD8<Float>(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k], r6[k], r7[k])
+                    UnsafeMutableRawPointer(panel + k * 8).storeBytes(of: v, as: SIMD8<Float>.self)
+                }
+            } else {
+                // panel[k][l] = b[j0 + l][k], zero for l ≥ valid
+                for k in 0..<rows {
+                    var v = SIMD8<Float>()
+                    for l in 0..<valid { v[l] = b[(j0 + l) * rows + k] }
+                    UnsafeMutableRawPointer(panel + k * 8).storeBytes(of: v, as: SIMD8<Float>.self)
                 }
             }
         }
     }
 
-    deinit { UnsafeMutableRawPointer(base).deallocate() }
+    deinit { if owned { UnsafeMutableRawPointer(base).deallocate() } }
 }
 
 /// One product c (n, M) = a (n, K) · B, then (when `bias` or an activation is given) the epilogue.
@@ -90,6 +153,10 @@ struct GEMMProblem: @unchecked Sendable {
     /// Row 0 of c; row i at c + i * ldc.
     let c: UnsafeMutablePointer<Float>
     let ldc: Int
+    /// false: element (i, k) of the left operand is a[i * lda + k] (a row-major (n, K)); true: it is
+    /// a[k * lda + i], i.e. the left operand is aᵀ for a row-major (K, n) matrix a (the weight gradient
+    /// xᵀ · dout). Only where the rows of A are found changes; the k order of every output does not.
+    var transposedA = false
 
     var k: Int { panels.rows }
     var m: Int { panels.cols }
@@ -97,8 +164,8 @@ struct GEMMProblem: @unchecked Sendable {
     /// The same product restricted to rows i0 ..< i0 + count.
     func rows(from i0: Int, count: Int) -> GEMMProblem {
         GEMMProblem(
-            a: a + i0 * lda, lda: lda, n: count, panels: panels, bias: bias, activation: activation,
-            c: c + i0 * ldc, ldc: ldc)
+            a: a + i0 * (transposedA ? 1 : lda), lda: lda, n: count, panels: panels, bias: bias,
+            activation: activation, c: c + i0 * ldc, ldc: ldc, transposedA: transposedA)
     }
 }
 
@@ -185,8 +252,15 @@ enum GEMM {
                     let rows = Swift.min(mc, n - ic)
                     let block: APanel
                     if let pack {
-                        packA(p.a + ic * p.lda + k0, lda: p.lda, rows: rows, depth: k1 - k0, into: pack)
+                        if p.transposedA {
+                            packAT(p.a + ic + k0 * p.lda, lda: p.lda, rows: rows, depth: k1 - k0, into: pack)
+                        } else {
+                            packA(p.a + ic * p.lda + k0, lda: p.lda, rows: rows, depth: k1 - k0, into: pack)
+                        }
                         block = APanel(base: UnsafePointer(pack), rs: 1, cs: mr, next: mr * (k1 - k0))
+                    } else if p.transposedA {
+                        // aᵀ in place: row i of A is column i of a, so micro-panel rows are adjacent floats.
+                        block = APanel(base: p.a + ic + k0 * p.lda, rs: 1, cs: p.lda, next: mr)
                     } else {
                         block = APanel(base: p.a + ic * p.lda + k0, rs: p.lda, cs: 1, next: mr * p.lda)
                     }
@@ -219,6 +293,17 @@ enum GEMM {
         let depth = k1 - k0
         let ps = p.panels.stride
         let b = UnsafePointer(p.panels.base) + k0 * 8
+        var panels = panels
+        // A partial last panel with the rows of a adjacent in memory (aᵀ read in place: the weight gradient
+        // xᵀ · dout with an output width that is not a multiple of 8, like the book's 50): vectorise across
+        // rows instead, so that its 1...7 columns do not cost a whole 8-wide panel (2 of 8 lanes at M = 50).
+        if a.rs == 1 && a.next == mr, let lastPanel = panels.last, p.m - 8 * lastPanel < 8, !rows.isEmpty {
+            let j0 = 8 * lastPanel
+            let c = p.c + rows.lowerBound * p.ldc + j0
+            columnTail(a.base, a.cs, rows.count, depth, b + lastPanel * ps, p.m - j0, c, p.ldc, first)
+            if last { epilogue(c, p.ldc, rows.count, p.m - j0, p.bias.map { $0 + j0 }, p.activation) }
+            panels = panels.lowerBound..<lastPanel
+        }
         // Full micro-panels, two panels (16 columns) at a time: the KC × 16 slice of b stays in L1 while
         // the micro-panels of a stream through.
         if full > 0 {
@@ -230,10 +315,11 @@ enum GEMM {
                 var i = 0
                 if g == 1 && a.next == mr * a.rs {
                     // A lone 8-column panel (an odd panel count): 12 rows at a time, so that 12 fma chains
-                    // are in flight instead of 6 (rows are evenly strided when a is not packed).
+                    // are in flight instead of 6 (rows are evenly strided when a is not packed, or is aᵀ).
                     while i + 2 * mr <= full {
                         let c = p.c + (rows.lowerBound + i) * p.ldc + j0
-                        lone12(a.base + (i / mr) * a.next, a.rs, depth, b + jp * ps, c, p.ldc, cols, first)
+                        lone12(
+                            a.base + (i / mr) * a.next, a.rs, a.cs, depth, b + jp * ps, c, p.ldc, cols, first)
                         if last { epilogue(c, p.ldc, 2 * mr, cols, p.bias.map { $0 + j0 }, p.activation) }
                         i += 2 * mr
                     }
@@ -267,11 +353,12 @@ enum GEMM {
         }
     }
 
-    /// The 12 × 8 micro-kernel for a lone 8-column panel: rows of a at a + r·lda (unpacked), b rows at
-    /// b + k·8; otherwise as ``Micro/run(_:_:_:_:_:_:_:_:_:_:)``. Written out: a 12-trip loop is not unrolled.
+    /// The 12 × 8 micro-kernel for a lone 8-column panel: element (r, k) of a at a[r·lda + k·cs] (unpacked;
+    /// cs = 1 for row-major a, lda = 1 for aᵀ), b rows at b + k·8; otherwise as
+    /// ``Micro/run(_:_:_:_:_:_:_:_:_:_:)``. Written out: a 12-trip loop is not unrolled.
     @inline(never)
     static func lone12(
-        _ a: UnsafePointer<Float>, _ lda: Int, _ depth: Int, _ b: UnsafePointer<Float>,
+        _ a: UnsafePointer<Float>, _ lda: Int, _ cs: Int, _ depth: Int, _ b: UnsafePointer<Float>,
         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ cols: Int, _ first: Bool
     ) {
         var acc = Accumulators()
@@ -282,24 +369,114 @@ enum GEMM {
         let a6 = a5 + lda, a7 = a6 + lda, a8 = a7 + lda, a9 = a8 + lda, a10 = a9 + lda, a11 = a10 + lda
         let braw = UnsafeRawPointer(b)
         var k = 0
+        var ka = 0  // k · cs
         while k < depth {
             // a[0..<12][k] (12,1) · b[k][0..<8] (1,8) accumulated into the (12,8) tile
             let bv = braw.load(fromByteOffset: k &* 32, as: SIMD8<Float>.self)
-            acc.a0 = acc.a0.addingProduct(SIMD8(repeating: a0[k]), bv)
-            acc.a1 = acc.a1.addingProduct(SIMD8(repeating: a1[k]), bv)
-            acc.a2 = acc.a2.addingProduct(SIMD8(repeating: a2[k]), bv)
-            acc.a3 = acc.a3.addingProduct(SIMD8(repeating: a3[k]), bv)
-            acc.a4 = acc.a4.addingProduct(SIMD8(repeating: a4[k]), bv)
-            acc.a5 = acc.a5.addingProduct(SIMD8(repeating: a5[k]), bv)
-            acc.a6 = acc.a6.addingProduct(SIMD8(repeating: a6[k]), bv)
-            acc.a7 = acc.a7.addingProduct(SIMD8(repeating: a7[k]), bv)
-            acc.a8 = acc.a8.addingProduct(SIMD8(repeating: a8[k]), bv)
-            acc.a9 = acc.a9.addingProduct(SIMD8(repeating: a9[k]), bv)
-            acc.a10 = acc.a10.addingProduct(SIMD8(repeating: a10[k]), bv)
-            acc.a11 = acc.a11.addingProduct(SIMD8(repeating: a11[k]), bv)
+            acc.a0 = acc.a0.addingProduct(SIMD8(repeating: a0[ka]), bv)
+            acc.a1 = acc.a1.addingProduct(SIMD8(repeating: a1[ka]), bv)
+            acc.a2 = acc.a2.addingProduct(SIMD8(repeating: a2[ka]), bv)
+            acc.a3 = acc.a3.addingProduct(SIMD8(repeating: a3[ka]), bv)
+            acc.a4 = acc.a4.addingProduct(SIMD8(repeating: a4[ka]), bv)
+            acc.a5 = acc.a5.addingProduct(SIMD8(repeating: a5[ka]), bv)
+            acc.a6 = acc.a6.addingProduct(SIMD8(repeating: a6[ka]), bv)
+            acc.a7 = acc.a7.addingProduct(SIMD8(repeating: a7[ka]), bv)
+            acc.a8 = acc.a8.addingProduct(SIMD8(repeating: a8[ka]), bv)
+            acc.a9 = acc.a9.addingProduct(SIMD8(repeating: a9[ka]), bv)
+            acc.a10 = acc.a10.addingProduct(SIMD8(repeating: a10[ka]), bv)
+            acc.a11 = acc.a11.addingProduct(SIMD8(repeating: a11[ka]), bv)
             k &+= 1
+            ka &+= cs
         }
         for r in 0..<12 { storePartial(acc[r], c + r &* ldc, cols) }
+    }
+
+    /// c (rows, cols) [+]= A (rows, depth) · b for a partial panel (cols < 8) when the rows of A are adjacent
+    /// floats: element (i, k) at a[i + k·cs] (aᵀ in place), b row k at b + k·8. Each SIMD8 lane is one row
+    /// of c: for 32 rows at a time and columns in pairs, acc[j] = fma(A[i..<i+8][k], b[k][j], acc[j]) for
+    /// k = 0..<depth in order (8 independent chains), so every output keeps the contract's order. An odd
+    /// last column is paired with itself (computed twice from the same start, identically; never paired
+    /// with a neighbour, which would add a K block twice). `first`: start from +0, else continue from the
+    /// partial sums in c (earlier K blocks).
+    @inline(never)
+    static func columnTail(
+        _ a: UnsafePointer<Float>, _ cs: Int, _ rows: Int, _ depth: Int, _ b: UnsafePointer<Float>, _ cols: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool
+    ) {
+        var j0 = 0
+        while j0 < cols {
+            let j1 = Swift.min(j0 + 1, cols - 1)
+            var i = 0
+            while i < rows {
+                let count = Swift.min(32, rows - i)
+                columnPair(a + i, cs, count, depth, b, j0, j1, c + i * ldc, ldc, first)
+                i += 32
+            }
+            j0 += 2
+        }
+    }
+
+    /// ``columnTail(_:_:_:_:_:_:_:_:_:)`` for rows i ..< i + count (count ≤ 32) and the columns j0, j1:
+    /// 4 blocks of 8 rows × 2 columns, eight accumulators in registers (blocks past `count` compute on
+    /// zeros and are never stored).
+    @inline(__always)
+    static func columnPair(
+        _ a: UnsafePointer<Float>, _ cs: Int, _ count: Int, _ depth: Int, _ b: UnsafePointer<Float>, _ j0: Int,
+        _ j1: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool
+    ) {
+        var acc = Accumulators()  // a(2·block + column), block = 8 rows
+        if !first {
+            acc.a0 = gather(c + j0, ldc, count); acc.a1 = gather(c + j1, ldc, count)
+            acc.a2 = gather(c + 8 * ldc + j0, ldc, count - 8); acc.a3 = gather(c + 8 * ldc + j1, ldc, count - 8)
+            acc.a4 = gather(c + 16 * ldc + j0, ldc, count - 16); acc.a5 = gather(c + 16 * ldc + j1, ldc, count - 16)
+            acc.a6 = gather(c + 24 * ldc + j0, ldc, count - 24); acc.a7 = gather(c + 24 * ldc + j1, ldc, count - 24)
+        }
+        var k = 0
+        var row = a
+        if count == 32 {
+            while k < depth {
+                // A[i..<i+32][k] (32,1) · b[k][j0, j1] (1,2) accumulated into the (32,2) tile
+                let b0 = SIMD8<Float>(repeating: b[k &* 8 &+ j0]), b1 = SIMD8<Float>(repeating: b[k &* 8 &+ j1])
+                let x0 = load8(row), x1 = load8(row + 8), x2 = load8(row + 16), x3 = load8(row + 24)
+                acc.a0 = acc.a0.addingProduct(x0, b0); acc.a1 = acc.a1.addingProduct(x0, b1)
+                acc.a2 = acc.a2.addingProduct(x1, b0); acc.a3 = acc.a3.addingProduct(x1, b1)
+                acc.a4 = acc.a4.addingProduct(x2, b0); acc.a5 = acc.a5.addingProduct(x2, b1)
+                acc.a6 = acc.a6.addingProduct(x3, b0); acc.a7 = acc.a7.addingProduct(x3, b1)
+                row += cs
+                k &+= 1
+            }
+        } else {
+            // The last rows of a block: partial loads, never past row `count` of A.
+            while k < depth {
+                let b0 = SIMD8<Float>(repeating: b[k &* 8 &+ j0]), b1 = SIMD8<Float>(repeating: b[k &* 8 &+ j1])
+                let x0 = loadPartial(row, count), x1 = loadPartial(row + 8, count - 8)
+                let x2 = loadPartial(row + 16, count - 16), x3 = loadPartial(row + 24, count - 24)
+                acc.a0 = acc.a0.addingProduct(x0, b0); acc.a1 = acc.a1.addingProduct(x0, b1)
+                acc.a2 = acc.a2.addingProduct(x1, b0); acc.a3 = acc.a3.addingProduct(x1, b1)
+                acc.a4 = acc.a4.addingProduct(x2, b0); acc.a5 = acc.a5.addingProduct(x2, b1)
+                acc.a6 = acc.a6.addingProduct(x3, b0); acc.a7 = acc.a7.addingProduct(x3, b1)
+                row += cs
+                k &+= 1
+            }
+        }
+        scatter(acc.a0, c + j0, ldc, count); scatter(acc.a1, c + j1, ldc, count)
+        scatter(acc.a2, c + 8 * ldc + j0, ldc, count - 8); scatter(acc.a3, c + 8 * ldc + j1, ldc, count - 8)
+        scatter(acc.a4, c + 16 * ldc + j0, ldc, count - 16); scatter(acc.a5, c + 16 * ldc + j1, ldc, count - 16)
+        scatter(acc.a6, c + 24 * ldc + j0, ldc, count - 24); scatter(acc.a7, c + 24 * ldc + j1, ldc, count - 24)
+    }
+
+    /// Lane r = p[r·stride] for r < count (at most 8), zero beyond.
+    @inline(__always)
+    static func gather(_ p: UnsafeMutablePointer<Float>, _ stride: Int, _ count: Int) -> SIMD8<Float> {
+        var v = SIMD8<Float>()
+        for r in 0..<Swift.min(Swift.max(count, 0), 8) { v[r] = p[r * stride] }
+        return v
+    }
+
+    /// p[r·stride] = lane r for r < count (at most 8).
+    @inline(__always)
+    static func scatter(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ stride: Int, _ count: Int) {
+        for r in 0..<Swift.min(Swift.max(count, 0), 8) { p[r * stride] = v[r] }
     }
 
     /// The most SIMD8 column vectors an R-row kernel takes (R × V ≤ 12 accumulators, but at least 2).
@@ -335,6 +512,31 @@ enum GEMM {
                 for rr in 0..<r {
                     let s = a + (i + rr) * lda
                     for k in 0..<depth { panel[k * mr + rr] = s[k] }
+                }
+            }
+            i += mr
+        }
+    }
+
+    /// Like ``packA(_:lda:rows:depth:into:)`` for the left operand aᵀ: rows × depth of Aᵀ where element
+    /// (r, k) is a[k·lda + r], so each k of a micro-panel is 6 adjacent floats of row k of a.
+    static func packAT(
+        _ a: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int, into dst: UnsafeMutablePointer<Float>
+    ) {
+        var i = 0
+        while i < rows {
+            let r = Swift.min(mr, rows - i)
+            let panel = dst + i * depth
+            if r == mr {
+                for k in 0..<depth {
+                    // panel[k][0..<6] = a[k][i ..< i + 6]
+                    let s = a + k * lda + i, d = panel + k * mr
+                    d[0] = s[0]; d[1] = s[1]; d[2] = s[2]
+                    d[3] = s[3]; d[4] = s[4]; d[5] = s[5]
+                }
+            } else {
+                for k in 0..<depth {
+                    for rr in 0..<r { panel[k * mr + rr] = a[k * lda + i + rr] }
                 }
             }
             i += mr
