@@ -13,7 +13,7 @@ package struct KernelSources: Sendable {
     /// Shared math prepended to every other file.
     package static let mathFile = "sn_math.cl"
     /// The kernel files the backend builds, in build order.
-    package static let kernelFiles = ["gemm.cl", "activation.cl", "softmax.cl", "argmax.cl", "net.cl"]
+    package static let kernelFiles = ["gemm.cl", "activation.cl", "softmax.cl", "argmax.cl", "net.cl", "train.cl"]
 
     /// nil = the embedded sources; otherwise the folder the files are read from.
     package let directory: URL?

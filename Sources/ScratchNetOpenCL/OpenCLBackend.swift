@@ -134,6 +134,8 @@ public final class OpenCLBackend: Backend {
     let bytesKernel: CLKernel
     let softmaxKernel: CLKernel
     let argmaxKernel: CLKernel
+    /// The training kernels (train.cl; OpenCLTraining.swift).
+    let training: TrainingKernels
     /// Bound to kernel arguments for empty matrices (a kernel argument must be a valid buffer).
     let placeholder: CLBuffer
     /// Serialises clSetKernelArg + clEnqueueNDRangeKernel (kernel objects are shared).
@@ -221,6 +223,7 @@ public final class OpenCLBackend: Backend {
         softmaxKernel = try CLKernel(program: try build("softmax.cl"), name: "sn_softmax_rows")
         argmaxKernel = try CLKernel(program: try build("argmax.cl"), name: "sn_argmax_rows")
         netKernel = try CLKernel(program: try build("net.cl"), name: "sn_net")
+        training = try TrainingKernels(program: try build("train.cl"))
         placeholder = try CLBuffer(context: ctx, byteCount: 64)
         programOrigins = origins
         let kinds = Set(origins.values)
@@ -610,6 +613,7 @@ public final class OpenCLBackend: Backend {
         _ = try predictions.withUnsafeMutableBufferPointer { try predict(a, layers: layers, softmax: true, into: $0) }
         _ = try forward(a, layers: layers, softmax: false, into: y)
         _ = try download(a)  // converts the bytes: sn_bytes_to_float
+        try warmUpTraining()
         try synchronize()
     }
 
