@@ -1,4 +1,5 @@
-// `scratchnet infer`: the book's chapter-3 batch inference (neuralnet_mnist_batch.py) on one device.
+// `scratchnet infer`: the book's chapter-3 batch inference (neuralnet_mnist_batch.py) on one device; with
+// --errors, also a PNG grid of the misclassified test images captioned predicted→true.
 
 import ArgumentParser
 import Foundation
@@ -20,6 +21,16 @@ struct InferCommand: ParsableCommand {
     @Flag(help: "Print the result as JSON.")
     var json = false
 
+    @Option(help: ArgumentHelp(
+        "Write a PNG grid of the misclassified test images, each captioned predicted→true (red→green).",
+        valueName: "file.png"))
+    var errors: String?
+
+    @Option(help: "At most this many images in the --errors grid (the first misclassified ones by index).")
+    var errorsLimit: Int = 100
+
+    @OptionGroup var classOptions: ClassNameOptions
+
     struct Report: Codable {
         var device: String
         var deviceName: String
@@ -32,10 +43,16 @@ struct InferCommand: ParsableCommand {
         var setupSeconds: Double
         /// Peak resident memory of the whole process (getrusage ru_maxrss).
         var peakRSSMiB: Double
+        /// Misclassified images (images - correct).
+        var misclassified: Int
+        /// With --errors: the PNG written and how many images it shows.
+        var errorsFile: String?
+        var errorsDrawn: Int?
     }
 
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        guard errorsLimit > 0 else { throw ValidationError("--errors-limit must be at least 1, got \(errorsLimit)") }
     }
 
     func run() throws {
@@ -52,10 +69,17 @@ struct InferCommand: ParsableCommand {
         let t2 = now()
         let correct = zip(predictions, test.labels).filter { $0 == Int($1) }.count
         let accuracy = Double(correct) / Double(max(test.count, 1))
-        let report = Report(
+        var report = Report(
             device: backend.device.id, deviceName: backend.device.name, images: test.count, batchSize: batchSize,
             accuracy: accuracy, correct: correct, seconds: t2 - t1,
-            imagesPerSecond: Double(test.count) / (t2 - t1), setupSeconds: t1 - t0, peakRSSMiB: peakRSSMiB())
+            imagesPerSecond: Double(test.count) / (t2 - t1), setupSeconds: t1 - t0, peakRSSMiB: peakRSSMiB(),
+            misclassified: test.count - correct)
+        if let errors {
+            let url = URL(fileURLWithPath: errors)
+            let drawn = try writeErrorGrid(test, predictions: predictions, to: url)
+            report.errorsFile = url.path
+            report.errorsDrawn = drawn
+        }
         if json {
             try printJSON(report)
         } else {
@@ -65,7 +89,26 @@ struct InferCommand: ParsableCommand {
             print("time:       \(format(report.seconds * 1000, 1)) ms (+ \(format(report.setupSeconds * 1000, 1)) ms device setup)")
             print("images/s:   \(format(report.imagesPerSecond, 0))")
             print("peak RSS:   \(format(report.peakRSSMiB)) MiB")
+            if let file = report.errorsFile, let drawn = report.errorsDrawn {
+                let which = drawn == report.misclassified ? "all \(drawn)" : "the first \(drawn)"
+                print("errors:     \(report.misclassified) misclassified; \(which) drawn in \(file)")
+            }
         }
+    }
+
+    /// Draws the first `errorsLimit` misclassified images (by index) as a grid captioned predicted→true;
+    /// returns how many it drew.
+    func writeErrorGrid(_ test: MNISTSet, predictions: [Int], to url: URL) throws -> Int {
+        let labels = LabelNames(names: try classOptions.names(dataDirectory: try dataOptions.directory()))
+        var cells: [ImageGrid.Cell] = []
+        for (i, (predicted, label)) in zip(predictions, test.labels).enumerated() where predicted != Int(label) {
+            guard cells.count < errorsLimit else { break }
+            cells.append(ImageGrid.Cell(
+                pixels: test.pixels(of: i), width: test.cols, height: test.rows,
+                caption: .error(predicted: labels.caption(predicted), true: labels.caption(Int(label)))))
+        }
+        try ImageGrid(scale: 2).render(cells).write(to: url)
+        return cells.count
     }
 }
 

@@ -16,7 +16,7 @@ struct ScratchNetCommand: AsyncParsableCommand {
             """,
         subcommands: [
             DevicesCommand.self, InferCommand.self, ParityCommand.self, BenchCommand.self,
-            DownloadCommand.self, FirstResultCommand.self,
+            ShowCommand.self, DownloadCommand.self, FirstResultCommand.self,
         ])
 
     /// Runs a command; every failure becomes one line on stderr and exit status 2 (1 is reserved for
