@@ -78,9 +78,15 @@ public enum SafeTensors {
 
     /// Encodes `tensors` as a safetensors file with F32 little-endian data, names in sorted order and the header
     /// padded with spaces to a multiple of 8 bytes.
-    public static func encode(_ tensors: [String: Tensor]) throws(LoadError) -> Data {
+    /// `metadata` goes into the header's `__metadata__` object (string to string, as the format defines).
+    public static func encode(_ tensors: [String: Tensor], metadata: [String: String] = [:]) throws(LoadError) -> Data {
         let names = tensors.keys.sorted()
         var header = "{"
+        if !metadata.isEmpty {
+            header += "\"__metadata__\":{"
+            header += metadata.keys.sorted().map { jsonString($0) + ":" + jsonString(metadata[$0] ?? "") }.joined(separator: ",")
+            header += "}" + (names.isEmpty ? "" : ",")
+        }
         var offset = 0
         for (i, name) in names.enumerated() {
             guard name != "__metadata__", let t = tensors[name] else {
@@ -112,8 +118,21 @@ public enum SafeTensors {
 
     /// Writes `tensors` to `url` safely: into a temporary file next to it, then renamed over `url`, so a crash
     /// never leaves a half-written file under the final name.
-    public static func write(_ tensors: [String: Tensor], to url: URL) throws(LoadError) {
-        try FileOps.writeAtomically(try encode(tensors), to: url)
+    public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to url: URL) throws(LoadError) {
+        try FileOps.writeAtomically(try encode(tensors, metadata: metadata), to: url)
+    }
+
+    /// The header's `__metadata__` (string values only; others are skipped), or [:] when there is none or the
+    /// data is not a safetensors file. Use ``load(_:source:)`` to validate the file itself.
+    public static func metadata(_ data: Data) -> [String: String] {
+        guard data.count >= 8 else { return [:] }
+        let bytes = [UInt8](data.prefix(8))
+        var size = 0
+        for i in (0..<8).reversed() { size = (size << 8) | Int(bytes[i]) }
+        guard size > 0, size <= maxHeaderSize, data.count >= 8 + size,
+              let json = try? JSONSerialization.jsonObject(with: data.subdata(in: (data.startIndex + 8)..<(data.startIndex + 8 + size))),
+              let header = json as? [String: Any], let meta = header["__metadata__"] as? [String: Any] else { return [:] }
+        return meta.compactMapValues { $0 as? String }
     }
 
     /// safetensors dtype names to element types.

@@ -30,6 +30,18 @@ public enum WeightsFile {
         return try load(data, source: source, name: name)
     }
 
+    /// The `__metadata__` strings of a safetensors file (e.g. "activation" written by `scratchnet train`);
+    /// [:] for other formats or unreadable files.
+    public static func metadata(_ url: URL) -> [String: String] {
+        guard let handle = try? FileHandle(forReadingFrom: url) else { return [:] }
+        defer { try? handle.close() }
+        guard let head = try? handle.read(upToCount: 8), head.count == 8 else { return [:] }
+        var size = 0
+        for b in head.reversed() { size = (size << 8) | Int(b) }
+        guard size > 0, size <= 100_000_000, let header = try? handle.read(upToCount: size), header.count == size else { return [:] }
+        return SafeTensors.metadata(head + header)
+    }
+
     /// Loads arrays from file contents already in memory (see ``load(_:)``); `name` keys a lone `.npy` array.
     public static func load(_ data: Data, source: String, name: String = "array") throws(LoadError) -> [String: Tensor] {
         let head = [UInt8](data.prefix(9))

@@ -40,8 +40,17 @@ struct WeightsOptions: ParsableArguments {
     @Option(help: "Weights file: the book's sample_weight.pkl, .safetensors, .npz. Default: $SCRATCHNET_WEIGHTS, else ../shared/book/sample_weight.pkl.")
     var weights: String?
 
-    @Option(help: "Hidden-layer activation: sigmoid (the book's) or relu.")
-    var activation: Activation = .sigmoid
+    @Option(name: .customLong("activation"), help: "Hidden-layer activation: sigmoid or relu. Default: what a file written by `scratchnet train` records, else sigmoid (the book's).")
+    var activationOption: Activation?
+
+    /// --activation, else the "activation" a safetensors file from `scratchnet train` records, else sigmoid.
+    var activation: Activation {
+        if let activationOption { return activationOption }
+        if let url = try? url(), let name = WeightsFile.metadata(url)["activation"], let act = Activation(rawValue: name) {
+            return act
+        }
+        return .sigmoid
+    }
 
     func url() throws -> URL {
         if let weights { return URL(fileURLWithPath: weights) }

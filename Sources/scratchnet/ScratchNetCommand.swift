@@ -15,7 +15,7 @@ struct ScratchNetCommand: AsyncParsableCommand {
             The environment variable SCRATCHNET_DEVICE sets the default; the flag wins.
             """,
         subcommands: [
-            DevicesCommand.self, InferCommand.self, ParityCommand.self, BenchCommand.self,
+            DevicesCommand.self, InferCommand.self, TrainCommand.self, ParityCommand.self, BenchCommand.self,
             ShowCommand.self, DownloadCommand.self, FirstResultCommand.self,
         ])
 
