@@ -1,7 +1,8 @@
 // Downloads: fetches the MNIST files and the book's sample_weight.pkl, verifying each against a known SHA-256
 // before it is renamed into place (so a failed or tampered download never leaves a file under the final name),
 // plus the default locations of data and weights. Works offline too: present, valid files are not downloaded
-// again, and failures say which file to put where.
+// again, and failures say which file to put where. Bytes are streamed to `.NAME.partial` as they arrive; an
+// interrupted download resumes from there with an HTTP Range request (or restarts if the server ignores it).
 
 import Foundation
 #if canImport(FoundationNetworking)
@@ -136,34 +137,42 @@ public enum Downloads {
         } catch {
             throw LoadError(folder.path, "cannot create the folder (\(error.localizedDescription))", fix: "choose a writable directory")
         }
-        log("\(item.name): downloading \(item.url.absoluteString)")
-        let data: Data
-        let response: URLResponse
+        let partial = folder.appendingPathComponent(".\(item.name).partial")
+        let resumeFrom = (try? fm.attributesOfItem(atPath: partial.path)[.size] as? Int) ?? 0
+        log("\(item.name): downloading \(item.url.absoluteString)" + (resumeFrom > 0 ? " (resuming after \(resumeFrom) bytes)" : ""))
+        var request = URLRequest(url: item.url)
+        if resumeFrom > 0 { request.setValue("bytes=\(resumeFrom)-", forHTTPHeaderField: "Range") }
+        let status: Int
         do {
-            (data, response) = try await session.data(for: URLRequest(url: item.url))
+            status = try await StreamToFile.run(request, to: partial, resumeFrom: resumeFrom, limit: maxDownloadSize, session: session)
+        } catch let error as LoadError {
+            throw error
         } catch {
-            throw LoadError(item.url.absoluteString, "download of \(item.name) failed (\(error.localizedDescription))", fix: manualFix)
+            throw LoadError(item.url.absoluteString, "download of \(item.name) failed (\(error.localizedDescription)); the bytes so far are kept in \(partial.path) and the next run resumes from them", fix: manualFix)
         }
-        if let http = response as? HTTPURLResponse, http.statusCode != 200 {
-            throw LoadError(item.url.absoluteString, "download of \(item.name) failed: HTTP status \(http.statusCode)", fix: manualFix)
+        if status == 416, resumeFrom > 0 {
+            // Nothing after our bytes: the partial file may already be whole. Keep it if it verifies, else restart.
+            if let data = try? Data(contentsOf: partial), item.accepts(SHA256.hex(data)) {
+                try FileOps.replace(destination, with: partial)
+                log("\(item.name): downloaded \(data.count) bytes, SHA-256 ok -> \(destination.path)")
+                return
+            }
+            try? fm.removeItem(at: partial)
+            log("\(item.name): the server cannot resume this file; downloading it again from the start")
+            return try await fetch(item, into: dir, session: session, log: log)
         }
-        guard data.count <= maxDownloadSize else {
-            throw LoadError(item.url.absoluteString, "\(item.name) is \(data.count) bytes, more than the \(maxDownloadSize)-byte limit", fix: manualFix)
+        guard status == 200 || status == 206 else {
+            throw LoadError(item.url.absoluteString, "download of \(item.name) failed: HTTP status \(status)", fix: manualFix)
         }
-        // Temporary file, verify, rename.
-        let temp = FileOps.temporaryURL(next: destination)
-        do {
-            try data.write(to: temp)
-        } catch {
-            throw LoadError(destination.path, "cannot write (\(error.localizedDescription))", fix: "choose a writable directory")
-        }
-        let digest = SHA256.hex((try? Data(contentsOf: temp)) ?? Data())
+        // Verify the whole file, then rename it into place.
+        let data = (try? Data(contentsOf: partial)) ?? Data()
+        let digest = SHA256.hex(data)
         guard item.accepts(digest) else {
-            try? fm.removeItem(at: temp)
+            try? fm.removeItem(at: partial)
             throw LoadError(item.url.absoluteString, "downloaded \(item.name) (\(data.count) bytes) has SHA-256 \(digest), expected \(item.sha256); it was discarded",
                             fix: "the server sent a different or damaged file: try again later, or " + manualFix.replacingOccurrences(of: "this machine may be offline or the server unreachable: ", with: ""))
         }
-        try FileOps.replace(destination, with: temp)
+        try FileOps.replace(destination, with: partial)
         log("\(item.name): downloaded \(data.count) bytes, SHA-256 ok -> \(destination.path)")
     }
 
@@ -196,5 +205,90 @@ public enum Downloads {
     /// A URL from a string known to be well formed (constants and the mirror setting).
     static func fixedURL(_ s: String) -> URL {
         URL(string: s) ?? URL(fileURLWithPath: s)
+    }
+}
+
+/// Streams one HTTP response body into a file as it arrives (so an interrupted download keeps its bytes):
+/// appended after `resumeFrom` bytes when the server answers 206 to our Range request, from the start when it
+/// answers 200 (it ignored the Range), nothing written for other statuses. Returns the HTTP status.
+private final class StreamToFile: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    // Mutable state is touched only from the session's serial delegate queue, then read after completion.
+    private let destination: URL
+    private let resumeFrom: Int
+    private let limit: Int
+    private var handle: FileHandle?
+    private var status = 0
+    private var written = 0
+    private var failure: (any Error)?
+    private var continuation: CheckedContinuation<Int, any Error>?
+
+    private init(destination: URL, resumeFrom: Int, limit: Int) {
+        self.destination = destination
+        self.resumeFrom = resumeFrom
+        self.limit = limit
+    }
+
+    static func run(_ request: URLRequest, to destination: URL, resumeFrom: Int, limit: Int, session: URLSession) async throws -> Int {
+        let stream = StreamToFile(destination: destination, resumeFrom: resumeFrom, limit: limit)
+        let queue = OperationQueue()
+        queue.maxConcurrentOperationCount = 1
+        let delegated = URLSession(configuration: session.configuration, delegate: stream, delegateQueue: queue)
+        defer { delegated.finishTasksAndInvalidate() }
+        return try await withCheckedThrowingContinuation { continuation in
+            queue.addOperation {
+                stream.continuation = continuation
+                delegated.dataTask(with: request).resume()
+            }
+        }
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping @Sendable (URLSession.ResponseDisposition) -> Void) {
+        status = (response as? HTTPURLResponse)?.statusCode ?? 200
+        guard status == 200 || status == 206 else { return completionHandler(.allow) }
+        let fm = FileManager.default
+        if status == 200 || !fm.fileExists(atPath: destination.path) {
+            // A full body: start the partial file afresh.
+            _ = fm.createFile(atPath: destination.path, contents: nil)
+            written = 0
+        } else {
+            written = resumeFrom
+        }
+        do {
+            let h = try FileHandle(forWritingTo: destination)
+            if status == 206 { try h.seekToEnd() } else { try h.truncate(atOffset: 0) }
+            handle = h
+            completionHandler(.allow)
+        } catch {
+            failure = error
+            completionHandler(.cancel)
+        }
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        guard let handle, failure == nil else { return }
+        written += data.count
+        guard written <= limit else {
+            failure = LoadError(destination.path, "the download is larger than the \(limit)-byte limit", fix: "check the URL (SCRATCHNET_MIRROR)")
+            try? handle.close()
+            self.handle = nil
+            try? FileManager.default.removeItem(at: destination)
+            dataTask.cancel()
+            return
+        }
+        do { try handle.write(contentsOf: data) } catch {
+            failure = error
+            dataTask.cancel()
+        }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
+        try? handle?.close()
+        handle = nil
+        guard let continuation else { return }
+        self.continuation = nil
+        if let failure { continuation.resume(throwing: failure) } else if let error { continuation.resume(throwing: error) } else {
+            continuation.resume(returning: status)
+        }
     }
 }
