@@ -20,6 +20,7 @@ let package = Package(
     products: [
         .library(name: "ScratchNet", targets: ["ScratchNet", "ScratchNetOpenCL", "ScratchNetIO"]),
         .executable(name: "scratchnet", targets: ["scratchnet"]),
+        .executable(name: "scratchnet-fuzz", targets: ["ScratchNetFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -53,6 +54,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/scratchnet", swiftSettings: cpuFlags),
+
+        // libFuzzer targets for the file parsers (Tests/Fuzz/fuzz.sh builds them with -sanitize=fuzzer,address
+        // -DSCRATCHNET_FUZZ); a normal build is a regression runner over saved inputs.
+        .executableTarget(
+            name: "ScratchNetFuzz", dependencies: ["ScratchNet", "ScratchNetIO"],
+            path: "Sources/ScratchNetFuzz", swiftSettings: cpuFlags),
 
         // Build-time embedding of Kernels/*.cl into the ScratchNetOpenCL module.
         .executableTarget(name: "EmbedKernelsTool", path: "Sources/EmbedKernelsTool"),

@@ -24,6 +24,13 @@ public enum Gzip {
         let bytes = [UInt8](data)
         return Data(try Zlib.inflate(bytes[...], format: .gzip, maxOutput: maxOutput, source: source))
     }
+
+    /// The first `count` decompressed bytes of gzip `data` (fewer if it is shorter), inflating no further: lets a
+    /// reader look at a header (e.g. IDX dimensions) and size the full decompression from it.
+    static func prefix(_ data: Data, count: Int, source: String) throws(LoadError) -> [UInt8] {
+        let bytes = [UInt8](data)
+        return try Zlib.inflate(bytes[...], format: .gzip, maxOutput: count, stopAt: count, source: source)
+    }
 }
 
 /// zlib wrappers shared by Gzip and the .npz reader.
@@ -38,15 +45,18 @@ enum Zlib {
     }
 
     /// Decompresses `input`. For gzip, further members after the first are decompressed too.
-    /// `expectedSize`, when known (zip members), sizes the buffer and is checked.
+    /// `expectedSize`, when known (zip members), sizes the buffer and is checked. The output buffer never grows
+    /// past `maxOutput + 1` bytes, so a decompression bomb is stopped after at most that much memory. With
+    /// `stopAt`, decompression ends quietly once that many bytes are out (a truncated stream is then no error).
     static func inflate(_ input: ArraySlice<UInt8>, format: Format, maxOutput: Int, expectedSize: Int? = nil,
-                        source: String) throws(LoadError) -> [UInt8] {
+                        stopAt: Int? = nil, limitReason: String? = nil, source: String) throws(LoadError) -> [UInt8] {
+        let limit = "the \(maxOutput)-byte limit" + (limitReason.map { " (\($0))" } ?? "")
         guard input.count <= Int(UInt32.max) else {
             throw LoadError(source, "compressed data of \(input.count) bytes is too large for ScratchNet's reader")
         }
         let what = format == .gzip ? "gzip data" : "deflate data"
         if let expectedSize, expectedSize > maxOutput {
-            throw LoadError(source, "\(what) would decompress to \(expectedSize) bytes, more than the \(maxOutput)-byte limit",
+            throw LoadError(source, "\(what) would decompress to \(expectedSize) bytes, more than \(limit)",
                             fix: "the file is damaged or not what ScratchNet expects here")
         }
         var stream = z_stream()
@@ -54,7 +64,8 @@ enum Zlib {
         guard initStatus == Z_OK else { throw LoadError(source, "zlib could not start (inflateInit2 status \(initStatus))") }
         defer { inflateEnd(&stream) }
 
-        var output = [UInt8](repeating: 0, count: max(1, min(maxOutput + 1, expectedSize ?? max(input.count * 4, 1 << 16))))
+        let initial = min(maxOutput + 1, stopAt ?? Int.max, expectedSize ?? max(input.count * 4, 1 << 16))
+        var output = [UInt8](repeating: 0, count: max(1, initial))
         var produced = 0
         var failure: LoadError?
         input.withUnsafeBytes { (src: UnsafeRawBufferPointer) in
@@ -65,9 +76,10 @@ enum Zlib {
             stream.next_in = UnsafeMutablePointer(mutating: base)
             stream.avail_in = uInt(src.count)
             while true {
+                if let stopAt, produced >= stopAt { return }
                 if produced == output.count {
                     guard output.count <= maxOutput else {
-                        failure = LoadError(source, "\(what) decompresses to more than the \(maxOutput)-byte limit",
+                        failure = LoadError(source, "\(what) decompresses to more than \(limit)",
                                             fix: "the file is damaged or not what ScratchNet expects here")
                         return
                     }
@@ -96,6 +108,8 @@ enum Zlib {
                     return
                 case Z_BUF_ERROR where stream.avail_out == 0:
                     continue // output full; grown above
+                case Z_BUF_ERROR where stopAt != nil:
+                    return // the caller only wants a prefix; a short stream is for it to judge
                 case Z_BUF_ERROR:
                     failure = LoadError(source, "\(what) ends early (the file is truncated)", fix: "download or export it again")
                     return
@@ -107,8 +121,9 @@ enum Zlib {
             }
         }
         if let failure { throw failure }
+        if let stopAt, produced > stopAt { produced = stopAt }
         guard produced <= maxOutput else {
-            throw LoadError(source, "\(what) decompresses to more than the \(maxOutput)-byte limit", fix: "the file is damaged or not what ScratchNet expects here")
+            throw LoadError(source, "\(what) decompresses to more than \(limit)", fix: "the file is damaged or not what ScratchNet expects here")
         }
         if let expectedSize, produced != expectedSize {
             throw LoadError(source, "\(what) decompressed to \(produced) bytes, but the archive says \(expectedSize)", fix: "the file is damaged; export it again")

@@ -15,8 +15,33 @@ public enum IDX {
     /// - Throws: ``LoadError`` naming `source` for a bad magic number, a type other than unsigned byte, or data
     ///   shorter or longer than the dimensions declare.
     public static func read(_ data: Data, source: String) throws(LoadError) -> (dims: [Int], bytes: [UInt8]) {
-        let plain = try Gzip.decompressIfNeeded(data, source: source, maxOutput: maxSize)
-        var reader = ByteReader([UInt8](plain), source: source)
+        let plain: [UInt8]
+        if Gzip.isGzip(data) {
+            // Read the header from the first decompressed bytes, then inflate exactly the size it declares: a
+            // gzip bomb (or a header that lies) is stopped after at most that many bytes, never at maxSize.
+            let head = try Gzip.prefix(data, count: 4 + 4 * 255, source: source)
+            var headReader = ByteReader(head, source: source)
+            let (dims, count) = try header(&headReader)
+            let total = headReader.offset + count
+            plain = try Zlib.inflate([UInt8](data)[...], format: .gzip, maxOutput: total,
+                                     limitReason: "what the IDX header's dimensions \(dims) declare", source: source)
+        } else {
+            plain = [UInt8](data)
+        }
+        var reader = ByteReader(plain, source: source)
+        let (dims, count) = try header(&reader)
+        guard reader.remaining == count else {
+            let problem = reader.remaining < count
+                ? "is truncated: dimensions \(dims) need \(count) data bytes but only \(reader.remaining) are present"
+                : "has \(reader.remaining - count) unexpected bytes after the \(count) data bytes its dimensions \(dims) declare"
+            throw LoadError(source, problem, fix: "the file is damaged; download it again")
+        }
+        return (dims, Array(reader.bytes[reader.offset...]))
+    }
+
+    /// Parses the magic and dimensions; returns them and the data byte count, checked against ``maxSize``.
+    private static func header(_ reader: inout ByteReader) throws(LoadError) -> (dims: [Int], count: Int) {
+        let source = reader.source
         let zero0 = try reader.u8("IDX magic"), zero1 = try reader.u8("IDX magic")
         let type = try reader.u8("IDX magic"), rank = Int(try reader.u8("IDX magic"))
         guard zero0 == 0, zero1 == 0 else {
@@ -32,16 +57,13 @@ public enum IDX {
             let n = try reader.u32be("IDX dimension \(d)")
             dims.append(n)
             let (p, overflow) = count.multipliedReportingOverflow(by: n)
-            guard !overflow else { throw LoadError(source, "IDX dimensions \(dims) are impossibly large", fix: "the file is damaged; download it again") }
+            guard !overflow, p <= maxSize else {
+                throw LoadError(source, "IDX dimensions \(dims) declare more data than the \(maxSize)-byte limit (IDX.maxSize)",
+                                fix: "the file is damaged or not an MNIST-style data set; download it again")
+            }
             count = p
         }
-        guard reader.remaining == count else {
-            let problem = reader.remaining < count
-                ? "is truncated: dimensions \(dims) need \(count) data bytes but only \(reader.remaining) are present"
-                : "has \(reader.remaining - count) unexpected bytes after the \(count) data bytes its dimensions \(dims) declare"
-            throw LoadError(source, problem, fix: "the file is damaged; download it again")
-        }
-        return (dims, Array(reader.bytes[reader.offset...]))
+        return (dims, count)
     }
 
     private static func hex(_ a: UInt8, _ b: UInt8) -> String { String(format: "%02x %02x", a, b) }
@@ -63,7 +85,9 @@ public struct MNISTSet: Sendable {
 
     /// Creates a set, checking that the byte counts match `count`, `rows` and `cols` and that labels are 0...9.
     public init(images: [UInt8], labels: [UInt8], count: Int, rows: Int, cols: Int, source: String = "MNIST") throws(LoadError) {
-        guard count >= 0, rows > 0, cols > 0, images.count == count * rows * cols else {
+        let (pixels, o1) = rows.multipliedReportingOverflow(by: cols)
+        let (total, o2) = count.multipliedReportingOverflow(by: pixels)
+        guard count >= 0, rows > 0, cols > 0, !o1, !o2, images.count == total else {
             throw LoadError(source, "\(images.count) image bytes do not hold \(count) images of \(rows)x\(cols)")
         }
         guard labels.count == count else {

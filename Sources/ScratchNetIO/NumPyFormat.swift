@@ -10,6 +10,8 @@ public enum NumPyFormat {
     static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59] // "\x93NUMPY"
     /// The largest .npz member ScratchNet inflates (a guard against zip bombs).
     static let maxMemberSize = 1 << 31
+    /// The most bytes all the members of one .npz may decompress to together.
+    static let maxArchiveSize = 1 << 32
 
     /// Loads one array from a `.npy` file (float32/float64 in either byte order, integers or bool; C or Fortran
     /// order). Object arrays (which hold pickles) are refused.
@@ -22,7 +24,19 @@ public enum NumPyFormat {
     public static func loadNPZ(_ data: Data, source: String) throws(LoadError) -> [String: Tensor] {
         let bytes = [UInt8](data)
         var result: [String: Tensor] = [:]
-        for member in try ZipArchive.members(bytes, source: source) where member.name.hasSuffix(".npy") {
+        let members = try ZipArchive.members(bytes, source: source).filter { $0.name.hasSuffix(".npy") }
+        try ZipArchive.checkDisjoint(members, source: source)
+        var total = 0
+        for member in members {
+            guard member.size <= maxMemberSize else {
+                throw LoadError(source, "member \(member.name) declares \(member.size) bytes, more than the \(maxMemberSize)-byte limit (NumPyFormat.maxMemberSize)",
+                                fix: "the archive is damaged or a zip bomb; split the arrays over several files")
+            }
+            total += member.size
+            guard total <= maxArchiveSize else {
+                throw LoadError(source, "the .npz members decompress to more than the \(maxArchiveSize)-byte limit (NumPyFormat.maxArchiveSize)",
+                                fix: "the archive is damaged or a zip bomb; split the arrays over several files")
+            }
             let content = try ZipArchive.extract(member, from: bytes, source: source, maxSize: maxMemberSize)
             let key = String(member.name.dropLast(4))
             result[key] = try loadNPY(content[...], source: "\(source) (member \(member.name))", name: key)
@@ -289,6 +303,29 @@ enum ZipArchive {
         return members
     }
 
+    /// Refuses members whose stored data overlap (the "overlapping files" zip bomb, where many central
+    /// directory entries point at one compressed blob): each local header must start after the previous member's
+    /// header and data. Then the members' compressed sizes sum to at most the file size.
+    static func checkDisjoint(_ members: [Member], source: String) throws(LoadError) {
+        let sorted = members.sorted { $0.localHeaderOffset < $1.localHeaderOffset }
+        var end = 0
+        for m in sorted {
+            guard m.localHeaderOffset >= end else {
+                throw corrupt(source, "member \(m.name) overlaps the data of another member")
+            }
+            let (e, overflow) = m.localHeaderOffset.addingReportingOverflow(30 + m.compressedSize)
+            guard !overflow else { throw corrupt(source, "member \(m.name) has an impossible size") }
+            end = e
+        }
+    }
+
+    /// The most a deflate stream can expand: 1032 output bytes per input byte (258-byte matches coded in under 2
+    /// bits), plus a little for tiny streams.
+    static func maxInflated(_ compressedSize: Int) -> Int {
+        let (n, overflow) = compressedSize.multipliedReportingOverflow(by: 1032)
+        return overflow ? Int.max : n + 1024
+    }
+
     /// The uncompressed content of `member`, CRC-checked.
     static func extract(_ member: Member, from bytes: [UInt8], source: String, maxSize: Int) throws(LoadError) -> [UInt8] {
         guard member.flags & 1 == 0 else {
@@ -308,6 +345,10 @@ enum ZipArchive {
             guard member.compressedSize == member.size else { throw corrupt(source, "stored member \(member.name) has different compressed and plain sizes") }
             content = Array(stored)
         case 8:
+            // The declared size sizes the output buffer, so it must be possible for this much deflate data.
+            guard member.size <= maxInflated(member.compressedSize) else {
+                throw corrupt(source, "member \(member.name) claims \(member.size) bytes, more than \(member.compressedSize) bytes of deflate data can hold")
+            }
             content = try Zlib.inflate(stored, format: .rawDeflate, maxOutput: maxSize, expectedSize: member.size,
                                        source: "\(source) (member \(member.name))")
         default:

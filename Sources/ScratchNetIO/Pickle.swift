@@ -25,9 +25,21 @@ public enum Pickle {
         switch root {
         case .dict(let d):
             var result: [String: Tensor] = [:]
+            var decoded: [Int: Tensor] = [:]
+            var rawBytes = 0
             for (key, value) in machine.dicts[d].entries {
                 guard case .string(let name) = key, case .array(let a) = value else { continue }
-                result[name] = try machine.arrays[a].tensor(source: source, name: name)
+                if let t = decoded[a] { result[name] = t; continue } // one array under two names: decoded once
+                // Distinct arrays each need their own data in the file; arrays sharing one memoized buffer could
+                // otherwise make a small file decode to gigabytes.
+                rawBytes += machine.arrays[a].raw.count
+                guard rawBytes <= data.count else {
+                    throw LoadError(source, "the arrays hold more data (\(rawBytes)+ bytes) than the \(data.count)-byte file stores: they share buffers",
+                                    fix: "the file is damaged or hostile; re-save the weights as a dict of NumPy arrays")
+                }
+                let t = try machine.arrays[a].tensor(source: source, name: name)
+                decoded[a] = t
+                result[name] = t
             }
             return result
         case .array(let a):
@@ -183,6 +195,22 @@ private struct PickleMachine {
     mutating func newArray(_ a: PArray) -> PValue { arrays.append(a); return .array(arrays.count - 1) }
     /// Memo entries are bounded by the opcodes that create them, so this only guards absurd LONG_BINPUT indices.
     static let maxMemoIndex = 1 << 31
+    /// The most work one load may do: one unit per opcode and per element copied by an emulated call (building
+    /// an OrderedDict from a list, bytes() of a list, latin-1 text, merging dict states). A weights pickle needs
+    /// about 15 units per array (the book's sample_weight.pkl about 100 in all); the limit keeps a small hostile
+    /// file that re-uses one big memoized list in a loop from taking quadratic time (or BUILD merging a dict into
+    /// itself from doubling it), and bounds the values held (about 40 bytes each) to under 200 MB.
+    static let maxWork = 1 << 22
+    var work = 0
+
+    /// Charges `units` of work, failing once the load has done more than ``maxWork``.
+    mutating func spend(_ units: Int) throws(LoadError) {
+        work += units
+        guard work <= Self.maxWork else {
+            throw LoadError(source, "the pickle needs more than \(Self.maxWork) operations (the PickleMachine.maxWork limit) at byte \(reader.offset)",
+                            fix: "the file is hostile or not a weights file; save the weights as a dict of NumPy arrays, .npz or .safetensors")
+        }
+    }
 
     init(bytes: [UInt8], source: String) {
         self.reader = ByteReader(bytes, source: source)
@@ -218,6 +246,36 @@ private struct PickleMachine {
         return s
     }
 
+    /// The bytes up to the next newline (consumed, not returned).
+    mutating func lineBytes(_ what: String) throws(LoadError) -> ArraySlice<UInt8> {
+        guard let end = reader.bytes[reader.offset...].firstIndex(of: 0x0A) else { throw reader.truncated(what, needed: 1) }
+        let raw = try reader.take(end - reader.offset, what)
+        reader.offset += 1
+        return raw
+    }
+
+    /// Python's raw-unicode-escape (protocol 0 UNICODE): bytes are Latin-1 code points except \uXXXX and
+    /// \UXXXXXXXX escapes.
+    func rawUnicodeEscape(_ raw: ArraySlice<UInt8>) throws(LoadError) -> String {
+        var out = String.UnicodeScalarView()
+        var i = raw.startIndex
+        while i < raw.endIndex {
+            let b = raw[i]
+            if b == UInt8(ascii: "\\"), i + 1 < raw.endIndex, raw[i + 1] == UInt8(ascii: "u") || raw[i + 1] == UInt8(ascii: "U") {
+                let digits = raw[i + 1] == UInt8(ascii: "u") ? 4 : 8
+                guard i + 2 + digits <= raw.endIndex,
+                      let value = UInt32(String(decoding: raw[(i + 2)..<(i + 2 + digits)], as: UTF8.self), radix: 16),
+                      let scalar = Unicode.Scalar(value) else { throw corrupt("UNICODE has a bad \\u escape") }
+                out.append(scalar)
+                i += 2 + digits
+            } else {
+                out.append(Unicode.Scalar(b))
+                i += 1
+            }
+        }
+        return String(out)
+    }
+
     mutating func line(_ what: String) throws(LoadError) -> String {
         guard let end = reader.bytes[reader.offset...].firstIndex(of: 0x0A) else { throw reader.truncated(what, needed: 1) }
         let s = try string(end - reader.offset, what)
@@ -247,6 +305,7 @@ private struct PickleMachine {
     mutating func run() throws(LoadError) -> PValue {
         while true {
             let op = try reader.u8("opcode")
+            try spend(1)
             switch op {
             case 0x80: // PROTO
                 let v = try reader.u8("protocol number")
@@ -295,6 +354,7 @@ private struct PickleMachine {
             // Strings and bytes
             case 0x58: stack.append(.string(try string(try reader.u32le("BINUNICODE length"), "BINUNICODE"))) // BINUNICODE
             case 0x8C: stack.append(.string(try string(Int(try reader.u8("SHORT_BINUNICODE length")), "SHORT_BINUNICODE")))
+            case 0x56: stack.append(.string(try rawUnicodeEscape(try lineBytes("UNICODE")))) // UNICODE (protocol 0)
             case 0x8D: stack.append(.string(try string(try reader.u64le("BINUNICODE8 length"), "BINUNICODE8")))
             case 0x54: // BINSTRING (Python 2 str, signed length)
                 let n = try reader.i32le("BINSTRING length")
@@ -461,6 +521,7 @@ private struct PickleMachine {
                   ["latin1", "latin-1", "iso-8859-1", "iso8859-1"].contains(encoding.lowercased()) else {
                 throw LoadError(source, "refusing _codecs.encode with anything but (str, 'latin1'): only NumPy arrays and plain containers are allowed")
             }
+            try spend(text.utf8.count)
             var out: [UInt8] = []
             out.reserveCapacity(text.unicodeScalars.count)
             for u in text.unicodeScalars {
@@ -473,6 +534,7 @@ private struct PickleMachine {
             switch first {
             case .bytes(let b): return .bytes(b)
             case .list(let l):
+                try spend(lists[l].count)
                 var out: [UInt8] = []
                 for item in lists[l] {
                     guard case .int(let v) = item, (0...255).contains(v) else { throw corrupt("bytes() of a list that is not bytes") }
@@ -486,6 +548,7 @@ private struct PickleMachine {
         case .orderedDict:
             var d = PDict()
             if let first = args.first, case .list(let l) = first {
+                try spend(lists[l].count)
                 for item in lists[l] {
                     if case .tuple(let t) = item, tuples[t].count == 2 { d.set(tuples[t][0], tuples[t][1]) }
                 }
@@ -496,10 +559,11 @@ private struct PickleMachine {
         }
     }
 
-    func shape(_ v: PValue) throws(LoadError) -> [Int] {
+    mutating func shape(_ v: PValue) throws(LoadError) -> [Int] {
         switch v {
         case .int(let n): return [n]
         case .tuple(let t):
+            try spend(tuples[t].count)
             var dims: [Int] = []
             for item in tuples[t] {
                 guard case .int(let d) = item, d >= 0 else { throw corrupt("array shape holds \(item.typeName)") }
@@ -549,6 +613,7 @@ private struct PickleMachine {
             case .bytes(let raw): array.raw = raw
             case .string(let text):
                 // Python 2 pickles keep the raw data in a str; read it as latin-1 bytes.
+                try spend(text.utf8.count)
                 var out: [UInt8] = []
                 for u in text.unicodeScalars {
                     guard u.value < 256 else { throw corrupt("array data string is not latin-1") }
@@ -563,7 +628,10 @@ private struct PickleMachine {
             arrays[arrayIndex] = array
         case .dict(let d):
             // e.g. an OrderedDict or a plain __dict__ state: merge dict states, ignore others
-            if case .dict(let other) = state { for (k, v) in dicts[other].entries { dicts[d].set(k, v) } }
+            if case .dict(let other) = state {
+                try spend(dicts[other].entries.count)
+                for (k, v) in dicts[other].entries { dicts[d].set(k, v) }
+            }
         default:
             throw LoadError(source, "refusing BUILD (__setstate__) on \(target.typeName): only NumPy arrays and plain containers are allowed")
         }

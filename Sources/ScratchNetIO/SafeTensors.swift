@@ -18,7 +18,7 @@ public enum SafeTensors {
         var reader = ByteReader(bytes, source: source)
         let headerSize = try reader.u64le("safetensors header length")
         guard headerSize <= maxHeaderSize else {
-            throw LoadError(source, "safetensors header length \(headerSize) is implausibly large", fix: "the file is damaged or not a safetensors file")
+            throw LoadError(source, "safetensors header length \(headerSize) is larger than the \(maxHeaderSize)-byte limit (SafeTensors.maxHeaderSize)", fix: "the file is damaged or not a safetensors file")
         }
         let headerBytes = try reader.take(headerSize, "safetensors header")
         guard headerBytes.first == UInt8(ascii: "{") else {
