@@ -1,6 +1,8 @@
 // DeviceSelector: turns what the user asked for (`--device auto|cpu|gpu|opencl|opencl:N`) into a running
 // backend. `auto` prefers the first OpenCL GPU and falls back to the pure-Swift CPU path with a one-line
 // reason; the explicit choices fail with an error that says what was found and what to try instead.
+// `SCRATCHNET_FAULT=fake-gpu` (FaultInjection.swift) makes `auto` and `gpu` take the first OpenCL device as a
+// GPU, so the fallback can be tested on a machine without one.
 
 import Foundation
 import ScratchNet
@@ -36,8 +38,9 @@ public enum DeviceSelector {
             return DeviceSelection(backend: CPUBackend(), fallbackReason: nil)
 
         case .auto:
+            let fakeGPU = try FaultRules.fromEnvironment()?.fakeGPU ?? false
             let found = OpenCLDevices.enumerate()
-            guard let gpu = found.devices.first(where: { $0.type == "GPU" }) else {
+            guard let gpu = found.devices.first(where: { $0.type == "GPU" || fakeGPU }) else {
                 let why = found.devices.isEmpty
                     ? (found.reason ?? "no OpenCL device found")
                     : "no OpenCL GPU: found \(found.summary)"
@@ -48,15 +51,17 @@ public enum DeviceSelector {
                     backend: try OpenCLBackend(deviceIndex: gpu.index, kernelDirectory: kernelDirectory),
                     fallbackReason: nil)
             } catch {
-                let line = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
+                let line = (error as? OpenCLError)?.summary
+                    ?? "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
                 return DeviceSelection(
                     backend: CPUBackend(),
                     fallbackReason: "OpenCL GPU \(gpu.id) (\(gpu.name)) failed to start: \(line); using the pure-Swift CPU path")
             }
 
         case .gpu:
+            let fakeGPU = try FaultRules.fromEnvironment()?.fakeGPU ?? false
             let found = OpenCLDevices.enumerate()
-            guard let gpu = found.devices.first(where: { $0.type == "GPU" }) else {
+            guard let gpu = found.devices.first(where: { $0.type == "GPU" || fakeGPU }) else {
                 let what = found.devices.isEmpty ? (found.reason ?? "no OpenCL device found") : "found \(found.summary)"
                 throw BackendError.device(
                     "no OpenCL GPU found (\(what)); use `--device opencl` for any OpenCL device or `--device cpu`, "

@@ -138,6 +138,8 @@ public final class OpenCLBackend: Backend {
     let training: TrainingKernels
     /// Bound to kernel arguments for empty matrices (a kernel argument must be a valid buffer).
     let placeholder: CLBuffer
+    /// Injected faults (tests; `SCRATCHNET_FAULT`), nil normally.
+    package let faults: FaultInjector?
     /// Serialises clSetKernelArg + clEnqueueNDRangeKernel (kernel objects are shared).
     let launchLock = NSLock()
     /// Device buffer for per-row indices (argmaxRows, predict), grown on demand and reused; the lock spans
@@ -153,8 +155,21 @@ public final class OpenCLBackend: Backend {
     ///     ``ProgramCacheOptions/fromEnvironment(_:)`` (`$XDG_CACHE_HOME/scratchnet`, off with
     ///     `SCRATCHNET_NO_CACHE=1`).
     ///   - tuning: kernel tunables; default ``OpenCLTuning/forDeviceType(_:)`` of the device.
-    public init(
+    ///
+    /// `SCRATCHNET_FAULT` (FaultInjection.swift) injects OpenCL failures for testing; it is unset normally.
+    public convenience init(
         deviceIndex: Int, kernelDirectory: URL? = nil, cache: ProgramCacheOptions? = nil, tuning: OpenCLTuning? = nil
+    ) throws {
+        try self.init(
+            deviceIndex: deviceIndex, kernelDirectory: kernelDirectory, cache: cache, tuning: tuning,
+            faults: FaultRules.fromEnvironment().map(FaultInjector.init))
+    }
+
+    /// Like ``init(deviceIndex:kernelDirectory:cache:tuning:)`` with an explicit fault injector (nil: none)
+    /// instead of the one `SCRATCHNET_FAULT` describes.
+    package init(
+        deviceIndex: Int, kernelDirectory: URL? = nil, cache: ProgramCacheOptions? = nil, tuning: OpenCLTuning? = nil,
+        faults: FaultInjector?
     ) throws {
         let found = OpenCLDevices.discover()
         guard found.devices.indices.contains(deviceIndex) else {
@@ -183,7 +198,8 @@ public final class OpenCLBackend: Backend {
 
         let sources = KernelSources(kernelDirectory: kernelDirectory)
         kernelOrigin = sources.origin
-        let ctx = try CLContext(device: dev.device)
+        let ctx = try CLContext(device: dev.device, faults: faults)
+        self.faults = faults
         context = ctx
         queue = try CLQueue(context: ctx)
 
@@ -197,7 +213,8 @@ public final class OpenCLBackend: Backend {
             let key = ProgramCache.key(
                 source: source, options: options, device: dev.info.name, driver: dev.info.driverVersion,
                 platform: dev.info.platformVersion)
-            if let binary = programCache.load(key: key),
+            // An injected build fault must reach the compiler, so the cache is not read then.
+            if faults?.rules.contains(.build) != true, let binary = programCache.load(key: key),
                 let program = try? CLProgram(context: ctx, binary: binary, options: options, fileName: name)
             {
                 origins[file] = "cache"
@@ -243,8 +260,10 @@ public final class OpenCLBackend: Backend {
         }
         let bytes = count * MemoryLayout<Float>.stride
         guard UInt64(bytes) <= info.maxAllocationBytes else {
-            throw BackendError.device(
-                "makeMatrix: (\(rows),\(cols)) needs \(bytes) bytes but the largest buffer \(device.id) "
+            // The driver's own answer to an oversized buffer, so batch loops split it like an allocation failure.
+            throw OpenCLError(
+                code: CL_INVALID_BUFFER_SIZE, call: "clCreateBuffer",
+                hint: "makeMatrix: (\(rows),\(cols)) needs \(bytes) bytes but the largest buffer \(device.id) "
                     + "(\(info.name)) can allocate is \(info.maxAllocationBytes) bytes; use smaller batches")
         }
         let buffer = count == 0 ? nil : try CLBuffer(context: context, byteCount: bytes)

@@ -4,6 +4,7 @@
 
 import COpenCL
 import Foundation
+import ScratchNet
 
 /// An OpenCL call failed.
 ///
@@ -43,6 +44,35 @@ public struct OpenCLError: Error, Sendable, Equatable, CustomStringConvertible {
             text += log.isEmpty ? "\n(the compiler left an empty build log)" : "\nbuild log:\n\(log)"
         }
         return text
+    }
+
+    /// The description in one line: the first line, plus the first line of the build log that reports an
+    /// error (or its first line), for logs and the command line.
+    public var summary: String {
+        var text = "\(codeName) (\(code)) in \(call)"
+        if let file { text += " while building kernel file \(file)" }
+        if let hint { text += ": \(hint)" }
+        if let buildLog {
+            let lines = buildLog.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
+            if let first = lines.first(where: { $0.localizedCaseInsensitiveContains("error") }) ?? lines.first {
+                text += "; build log: \(first)"
+                if lines.count > 1 { text += " (+\(lines.count - 1) more lines)" }
+            } else {
+                text += "; empty build log"
+            }
+        }
+        return text
+    }
+
+    /// Whether the device ran out of memory for a buffer (or the buffer was larger than it allows), so the
+    /// same work in smaller pieces may succeed: CL_MEM_OBJECT_ALLOCATION_FAILURE from any call (drivers
+    /// may report it at the first launch that uses the buffer), and CL_OUT_OF_RESOURCES,
+    /// CL_OUT_OF_HOST_MEMORY or CL_INVALID_BUFFER_SIZE from clCreateBuffer. Not a failed launch or read.
+    public var isOutOfDeviceMemory: Bool {
+        if code == CL_MEM_OBJECT_ALLOCATION_FAILURE { return true }
+        return call == "clCreateBuffer"
+            && (code == CL_OUT_OF_RESOURCES || code == CL_OUT_OF_HOST_MEMORY || code == CL_INVALID_BUFFER_SIZE)
     }
 
     /// The symbolic name of an OpenCL status code (core 1.0-3.0 codes and the common extension codes).
@@ -151,6 +181,8 @@ public struct OpenCLError: Error, Sendable, Equatable, CustomStringConvertible {
         -1142: "CL_INVALID_SEMAPHORE_KHR",
     ]
 }
+
+extension OpenCLError: DeviceMemoryError {}
 
 /// Throws an ``OpenCLError`` naming `status` and `call` unless `status` is `CL_SUCCESS`.
 @inline(__always)

@@ -5,6 +5,10 @@
 // non-blocking uploads). Only the OpenCL 1.2 host API is used, so
 // old GPU drivers work too.
 //
+// Fault injection (FaultInjection.swift): a context may carry a FaultInjector; the allocation, build,
+// launch, read and binary-load calls below then consult it, and every handle registers with it, so the real
+// error paths run and leaks show. Without one (SCRATCHNET_FAULT unset) the hooks are a nil check.
+//
 // Sendability: OpenCL 1.2 makes every API call thread-safe except clSetKernelArg on the same cl_kernel;
 // OpenCLBackend serialises "set args + enqueue" under a lock, so the handles can be shared across threads.
 
@@ -15,18 +19,26 @@ import Foundation
 package final class CLContext: @unchecked Sendable {
     package let handle: cl_context
     package let device: cl_device_id
+    /// Injected faults for everything made in this context (nil: none, the normal case).
+    package let faults: FaultInjector?
 
-    package init(device: cl_device_id) throws(OpenCLError) {
+    package init(device: cl_device_id, faults: FaultInjector? = nil) throws(OpenCLError) {
         var status: cl_int = CL_SUCCESS
         var dev: cl_device_id? = device
         let ctx = clCreateContext(nil, 1, &dev, nil, nil, &status)
+        if status != CL_SUCCESS, let ctx { _ = clReleaseContext(ctx) }
         try check(status, "clCreateContext")
         guard let ctx else { throw OpenCLError(code: CL_INVALID_CONTEXT, call: "clCreateContext") }
         self.handle = ctx
         self.device = device
+        self.faults = faults
+        faults?.created("context")
     }
 
-    deinit { _ = clReleaseContext(handle) }
+    deinit {
+        _ = clReleaseContext(handle)
+        faults?.released("context")
+    }
 }
 
 /// An in-order command queue: commands run one after another in the order they were enqueued.
@@ -37,13 +49,18 @@ package final class CLQueue: @unchecked Sendable {
     package init(context: CLContext) throws(OpenCLError) {
         var status: cl_int = CL_SUCCESS
         let queue = clCreateCommandQueue(context.handle, context.device, 0, &status)
+        if status != CL_SUCCESS, let queue { _ = clReleaseCommandQueue(queue) }
         try check(status, "clCreateCommandQueue")
         guard let queue else { throw OpenCLError(code: CL_INVALID_COMMAND_QUEUE, call: "clCreateCommandQueue") }
         self.handle = queue
         self.context = context
+        context.faults?.created("queue")
     }
 
-    deinit { _ = clReleaseCommandQueue(handle) }
+    deinit {
+        _ = clReleaseCommandQueue(handle)
+        context.faults?.released("queue")
+    }
 
     /// Copies `byteCount` bytes from host memory into `buffer`; returns when the host memory may be reused.
     package func write(_ source: UnsafeRawPointer, byteCount: Int, to buffer: CLBuffer) throws(OpenCLError) {
@@ -73,6 +90,9 @@ package final class CLQueue: @unchecked Sendable {
 
     /// Copies `byteCount` bytes of `buffer` to host memory after all earlier commands have finished.
     package func read(_ buffer: CLBuffer, byteCount: Int, into destination: UnsafeMutableRawPointer) throws(OpenCLError) {
+        if let faults = context.faults, faults.shouldFail(.read) {
+            try check(CL_OUT_OF_RESOURCES, "clEnqueueReadBuffer")
+        }
         try check(
             clEnqueueReadBuffer(handle, buffer.handle, cl_bool(CL_TRUE), 0, byteCount, destination, 0, nil, nil),
             "clEnqueueReadBuffer")
@@ -81,6 +101,9 @@ package final class CLQueue: @unchecked Sendable {
     /// Enqueues `kernel` over `global` work-items (1 to 3 dims) in work-groups of `local` (or driver-chosen if nil).
     package func launch(_ kernel: CLKernel, global: [Int], local: [Int]?) throws(OpenCLError) {
         let g = global
+        if let faults = context.faults, faults.shouldFail(.enqueue) {
+            try check(CL_OUT_OF_RESOURCES, "clEnqueueNDRangeKernel(\(kernel.name))")
+        }
         let status: cl_int = g.withUnsafeBufferPointer { gp in
             if let local {
                 return local.withUnsafeBufferPointer { lp in
@@ -105,32 +128,40 @@ package final class CLProgram: @unchecked Sendable {
     package let fileName: String
     /// The device it was built for.
     package let device: cl_device_id
+    /// The context's fault injector, if any (for the live-object count).
+    let faults: FaultInjector?
 
     /// Compiles and links `source`. A failure throws an ``OpenCLError`` carrying `fileName` and the build log.
     package init(context: CLContext, source: String, options: String, fileName: String) throws(OpenCLError) {
         var status: cl_int = CL_SUCCESS
-        let program: cl_program? = source.withCString { cstr in
+        let compiled = context.faults.map { $0.shouldFail(.build) ? FaultInjector.brokenSource(source) : source } ?? source
+        let program: cl_program? = compiled.withCString { cstr in
             var ptr: UnsafePointer<CChar>? = cstr
             var length = strlen(cstr)
             return clCreateProgramWithSource(context.handle, 1, &ptr, &length, &status)
         }
         if status != CL_SUCCESS {
+            if let program { _ = clReleaseProgram(program) }
             throw OpenCLError(code: status, call: "clCreateProgramWithSource", file: fileName)
         }
         guard let program else {
             throw OpenCLError(code: CL_INVALID_PROGRAM, call: "clCreateProgramWithSource", file: fileName)
         }
-        self.handle = program
-        self.fileName = fileName
-        self.device = context.device
+        // Built before `self` owns the handle, so a failed build releases it here (no deinit runs).
         var dev: cl_device_id? = context.device
         let buildStatus = clBuildProgram(program, 1, &dev, options, nil, nil)
         if buildStatus != CL_SUCCESS {
+            let log = CLProgram.buildLog(program, context.device) ?? "(no build log available)"
+            _ = clReleaseProgram(program)
             throw OpenCLError(
-                code: buildStatus, call: "clBuildProgram", file: fileName,
-                buildLog: CLProgram.buildLog(program, context.device) ?? "(no build log available)",
+                code: buildStatus, call: "clBuildProgram", file: fileName, buildLog: log,
                 hint: buildStatus == CL_INVALID_BUILD_OPTIONS ? "options were '\(options)'" : nil)
         }
+        self.handle = program
+        self.fileName = fileName
+        self.device = context.device
+        self.faults = context.faults
+        faults?.created("program")
     }
 
     /// Loads a binary made by ``binary()`` (for the same device and driver) and builds it with `options`.
@@ -139,8 +170,11 @@ package final class CLProgram: @unchecked Sendable {
         var status: cl_int = CL_SUCCESS
         var binaryStatus: cl_int = CL_SUCCESS
         var dev: cl_device_id? = context.device
-        var length = binary.count
-        let program: cl_program? = binary.withUnsafeBufferPointer { buf in
+        // Injected: garbage of the same length, so the driver itself rejects it.
+        let loaded = context.faults.map { $0.shouldFail(.binary) ? [UInt8](repeating: 0x42, count: binary.count) : binary }
+            ?? binary
+        var length = loaded.count
+        let program: cl_program? = loaded.withUnsafeBufferPointer { buf in
             var ptr: UnsafePointer<UInt8>? = buf.baseAddress
             return clCreateProgramWithBinary(context.handle, 1, &dev, &length, &ptr, &binaryStatus, &status)
         }
@@ -152,18 +186,23 @@ package final class CLProgram: @unchecked Sendable {
         guard let program else {
             throw OpenCLError(code: CL_INVALID_PROGRAM, call: "clCreateProgramWithBinary", file: fileName)
         }
+        let buildStatus = clBuildProgram(program, 1, &dev, options, nil, nil)
+        if buildStatus != CL_SUCCESS {
+            let log = CLProgram.buildLog(program, context.device) ?? "(no build log available)"
+            _ = clReleaseProgram(program)
+            throw OpenCLError(code: buildStatus, call: "clBuildProgram", file: fileName, buildLog: log)
+        }
         self.handle = program
         self.fileName = fileName
         self.device = context.device
-        let buildStatus = clBuildProgram(program, 1, &dev, options, nil, nil)
-        if buildStatus != CL_SUCCESS {
-            throw OpenCLError(
-                code: buildStatus, call: "clBuildProgram", file: fileName,
-                buildLog: CLProgram.buildLog(program, context.device) ?? "(no build log available)")
-        }
+        self.faults = context.faults
+        faults?.created("program")
     }
 
-    deinit { _ = clReleaseProgram(handle) }
+    deinit {
+        _ = clReleaseProgram(handle)
+        faults?.released("program")
+    }
 
     /// The device binary of the built program (CL_PROGRAM_BINARIES), or nil if the driver provides none.
     package func binary() -> [UInt8]? {
@@ -206,6 +245,7 @@ package final class CLKernel: @unchecked Sendable {
         var status: cl_int = CL_SUCCESS
         let kernel = clCreateKernel(program.handle, name, &status)
         if status != CL_SUCCESS {
+            if let kernel { _ = clReleaseKernel(kernel) }
             throw OpenCLError(
                 code: status, call: "clCreateKernel(\(name))", file: program.fileName,
                 hint: "the kernel file must define `__kernel void \(name)(...)`")
@@ -214,6 +254,7 @@ package final class CLKernel: @unchecked Sendable {
         self.handle = kernel
         self.name = name
         self.program = program
+        program.faults?.created("kernel")
         var size = 0
         let q = clGetKernelWorkGroupInfo(
             kernel, program.device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE), MemoryLayout<Int>.size, &size, nil)
@@ -221,7 +262,10 @@ package final class CLKernel: @unchecked Sendable {
         self.maxWorkGroupSize = q == CL_SUCCESS && size > 0 ? size : 1
     }
 
-    deinit { _ = clReleaseKernel(handle) }
+    deinit {
+        _ = clReleaseKernel(handle)
+        program.faults?.released("kernel")
+    }
 
     /// Sets argument `index` to a 32-bit integer.
     package func setArg(_ index: Int, _ value: Int32) throws(OpenCLError) {
@@ -257,8 +301,14 @@ package final class CLBuffer: @unchecked Sendable {
         var flags = cl_mem_flags(CL_MEM_READ_WRITE)
         if initialData != nil { flags |= cl_mem_flags(CL_MEM_COPY_HOST_PTR) }
         var status: cl_int = CL_SUCCESS
-        let mem = clCreateBuffer(context.handle, flags, byteCount, UnsafeMutableRawPointer(mutating: initialData), &status)
+        let mem: cl_mem?
+        if let faults = context.faults, faults.shouldFail(.alloc, bytes: byteCount) {
+            (mem, status) = (nil, CL_MEM_OBJECT_ALLOCATION_FAILURE)
+        } else {
+            mem = clCreateBuffer(context.handle, flags, byteCount, UnsafeMutableRawPointer(mutating: initialData), &status)
+        }
         if status != CL_SUCCESS {
+            if let mem { _ = clReleaseMemObject(mem) }
             throw OpenCLError(
                 code: status, call: "clCreateBuffer",
                 hint: "could not allocate \(byteCount) bytes on the device")
@@ -267,9 +317,13 @@ package final class CLBuffer: @unchecked Sendable {
         self.handle = mem
         self.byteCount = byteCount
         self.context = context
+        context.faults?.created("buffer")
     }
 
-    deinit { _ = clReleaseMemObject(handle) }
+    deinit {
+        _ = clReleaseMemObject(handle)
+        context.faults?.released("buffer")
+    }
 }
 
 /// Host memory for non-blocking uploads (``CLQueue/write(_:byteCount:to:staging:)``): it is overwritten only

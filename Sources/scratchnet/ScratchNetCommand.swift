@@ -4,6 +4,7 @@
 import ArgumentParser
 import Foundation
 import ScratchNet
+import ScratchNetOpenCL
 
 @main
 struct ScratchNetCommand: AsyncParsableCommand {
@@ -37,7 +38,9 @@ struct ScratchNetCommand: AsyncParsableCommand {
                 print(fullMessage(for: error))  // --help, --version
                 Foundation.exit(0)
             }
-            Console.error("error: \(message(for: error))")
+            // One line even for an OpenCL build failure (its full build log is in the error, not on stderr).
+            let text = (error as? OpenCLError)?.summary ?? message(for: error)
+            Console.error("error: \(text.split(separator: "\n").first.map(String.init) ?? text)")
             Foundation.exit(2)
         }
     }

@@ -7,6 +7,14 @@
 //
 // Affine layers followed by an activation run fused (one op), which gives the same bits as running them
 // one by one (`trace`); intermediate buffers are reused across batches of the same size.
+//
+// Out of device memory: when a batch fails with a ``DeviceMemoryError`` the inference loops drop their
+// cached buffers, halve the batch and retry the same rows, down to one row; every row is computed
+// independently, so the results are bitwise those of the unsplit run. Any other error (a failed launch or
+// read) is thrown at once and no partial result is returned.
+//
+// Concurrency: a Network is Sendable and its methods may run from many tasks at once on one backend; each
+// call takes its own workspace from the pool (the pool is behind a Mutex) and the layers are immutable.
 
 import Foundation
 import Synchronization
@@ -16,6 +24,14 @@ public struct ModelError: Error, Sendable, CustomStringConvertible {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// An error that means the device ran out of memory (or of buffer size) for the data at hand, so the same
+/// work in smaller pieces may succeed. Backend errors adopt it (OpenCLError does); ``Network``'s inference
+/// loops then halve the batch and retry.
+public protocol DeviceMemoryError: Error {
+    /// true when the failure was an allocation that a smaller batch may avoid; false for other failures.
+    var isOutOfDeviceMemory: Bool { get }
 }
 
 /// What the last layer of a ``Network`` does (the book's `identity_function` or `softmax`).
@@ -171,9 +187,7 @@ public final class Network: Sendable {
         var probabilities = [Float](repeating: 0, count: count * width)
         var predictions = [Int](repeating: 0, count: count)
         try probabilities.withUnsafeMutableBufferPointer { all in
-            var start = 0
-            while start < count {
-                let end = min(start + batchSize, count)
+            try splitting(count: count, batchSize: batchSize) { start, end in
                 let ws = try takeWorkspace(rows: end - start)
                 defer { giveBack(ws) }
                 try fill(start..<end, ws.input)
@@ -183,7 +197,6 @@ public final class Network: Sendable {
                     let row = UnsafeBufferPointer(rebasing: out[(r * width)..<((r + 1) * width)])
                     predictions[start + r] = Numerics.argmax(row)
                 }
-                start = end
             }
         }
         return InferenceResult(probabilities: probabilities, predictions: predictions, classes: width)
@@ -202,9 +215,7 @@ public final class Network: Sendable {
         let width = outputSize
         try bytes.withUnsafeBufferPointer { all in
             try predictions.withUnsafeMutableBufferPointer { pred in
-                var start = 0
-                while start < count {
-                    let end = min(start + batchSize, count)
+                try splitting(count: count, batchSize: batchSize) { start, end in
                     let ws = try takeWorkspace(rows: end - start)
                     defer { giveBack(ws) }
                     let slice = UnsafeBufferPointer(rebasing: all[(start * inputSize)..<(end * inputSize)])
@@ -219,11 +230,36 @@ public final class Network: Sendable {
                             }
                         }
                     }
-                    start = end
                 }
             }
         }
         return predictions.map { Int($0) }
+    }
+
+    /// Calls `body(start, end)` for consecutive row ranges of at most `batchSize` rows covering `0..<count`.
+    /// When a range fails with a ``DeviceMemoryError`` (out of device memory), the cached workspaces are
+    /// dropped and the same rows are retried in halves (the smaller size is kept for the rest), down to one
+    /// row; then the error is thrown with the sizes tried. Other errors are thrown at once.
+    private func splitting(count: Int, batchSize: Int, _ body: (Int, Int) throws -> Void) throws {
+        var size = batchSize
+        var start = 0
+        while start < count {
+            let end = min(start + size, count)
+            do {
+                try body(start, end)
+            } catch let error as any DeviceMemoryError where error.isOutOfDeviceMemory {
+                pool.withLock { $0.removeAll() }  // free what this network holds before retrying
+                guard end - start > 1 else {
+                    let cause = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
+                    throw BackendError.device(
+                        "out of device memory on \(backend.device.id) even after splitting batches of \(batchSize) "
+                            + "rows down to 1 row (\(cause)); free device memory or use another device (e.g. --device cpu)")
+                }
+                size = (end - start + 1) / 2
+                continue
+            }
+            start = end
+        }
     }
 
     // MARK: - Execution plan
