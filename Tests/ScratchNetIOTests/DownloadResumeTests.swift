@@ -46,24 +46,7 @@ final class RangeServer {
             print(server.server_address[1], flush=True)
             server.serve_forever()
             """
-        process.executableURL = URL(fileURLWithPath: try #require(LoopbackServer.python))
-        process.arguments = ["-c", script, file.path, mode]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardInput = input
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var line = Data()
-        while !line.contains(0x0A) {
-            let chunk = pipe.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        guard let text = String(data: line, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), let port = Int(text) else {
-            try? input.fileHandleForWriting.close()
-            throw LoadError("range server", "did not report its port")
-        }
-        self.port = port
+        port = try LoopbackServer.start(process, input: input, script: script, arguments: [file.path, mode])
     }
 
     func url(_ name: String) -> URL { URL(string: "http://127.0.0.1:\(port)/\(name)") ?? URL(fileURLWithPath: "/") }

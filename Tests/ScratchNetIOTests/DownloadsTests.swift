@@ -32,8 +32,14 @@ final class LoopbackServer {
             print(server.server_address[1], flush=True)
             server.serve_forever()
             """
-        process.executableURL = URL(fileURLWithPath: try #require(Self.python))
-        process.arguments = ["-c", script, folder.path]
+        port = try Self.start(process, input: input, script: script, arguments: [folder.path])
+    }
+
+    /// Starts `python3 -c script arguments...`, which must print its port on the first line and exit when
+    /// stdin closes; returns the port.
+    static func start(_ process: Process, input: Pipe, script: String, arguments: [String]) throws -> Int {
+        process.executableURL = URL(fileURLWithPath: try #require(python))
+        process.arguments = ["-c", script] + arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardInput = input
@@ -51,7 +57,7 @@ final class LoopbackServer {
             kill(process.processIdentifier, SIGKILL)
             throw LoadError("loopback server", "did not report its port")
         }
-        self.port = port
+        return port
     }
 
     func url(_ path: String) -> URL { URL(string: "http://127.0.0.1:\(port)/\(path)") ?? URL(fileURLWithPath: "/") }
