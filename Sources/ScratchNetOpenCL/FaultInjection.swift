@@ -22,7 +22,6 @@
 import COpenCL
 import Foundation
 import ScratchNet
-import Synchronization
 
 /// The parsed `SCRATCHNET_FAULT` rules (see the file header).
 package struct FaultRules: Sendable, Equatable {
@@ -113,9 +112,9 @@ package struct FaultRules: Sendable, Equatable {
 /// many owned OpenCL objects are alive.
 package final class FaultInjector: Sendable {
     package let rules: FaultRules
-    private let calls = Mutex<[FaultRules.Site: Int]>([:])
-    private let failed = Mutex<[FaultRules.Site: Int]>([:])
-    private let live = Mutex<[String: Int]>([:])
+    private let calls = Locked<[FaultRules.Site: Int]>([:])
+    private let failed = Locked<[FaultRules.Site: Int]>([:])
+    private let live = Locked<[String: Int]>([:])
 
     package init(_ rules: FaultRules) {
         self.rules = rules

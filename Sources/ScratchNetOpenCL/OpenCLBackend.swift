@@ -9,7 +9,6 @@
 import COpenCL
 import Foundation
 import ScratchNet
-import Synchronization
 
 /// Device memory of an ``OpenCLBackend``: one cl_mem, or none for an empty matrix (OpenCL has no
 /// zero-byte buffers).
@@ -22,11 +21,11 @@ final class OpenCLStorage: DeviceStorage, Sendable {
     let context: CLContext
     /// The matrix packed into column panels (sn_pack_panels), made on first use as a packed operand and
     /// dropped by every write to the matrix (uploads and op outputs).
-    let packed = Mutex<CLBuffer?>(nil)
+    let packed = Locked<CLBuffer?>(nil)
     /// Bytes from `write(bytes:dividedBy:to:)`, kept on the device with their divisor. While `divisor` is
     /// set the floats in `buffer` are stale: the next op that reads the matrix converts them first
     /// (sn_bytes_to_float), and the whole-network kernel reads the bytes directly instead.
-    let bytes = Mutex<PendingBytes>(PendingBytes())
+    let bytes = Locked<PendingBytes>(PendingBytes())
 
     init(buffer: CLBuffer?, count: Int, context: CLContext) {
         self.buffer = buffer
@@ -144,7 +143,7 @@ public final class OpenCLBackend: Backend {
     let launchLock = NSLock()
     /// Device buffer for per-row indices (argmaxRows, predict), grown on demand and reused; the lock spans
     /// the launch and the download.
-    let indices = Mutex<CLBuffer?>(nil)
+    let indices = Locked<CLBuffer?>(nil)
 
     /// Opens device `deviceIndex` (see ``OpenCLDevices/enumerate()``) and builds the kernels from
     /// `kernelDirectory` if given, else from the folder in `SCRATCHNET_KERNELS` if set, else from the

@@ -14,10 +14,9 @@
 // read) is thrown at once and no partial result is returned.
 //
 // Concurrency: a Network is Sendable and its methods may run from many tasks at once on one backend; each
-// call takes its own workspace from the pool (the pool is behind a Mutex) and the layers are immutable.
+// call takes its own workspace from the pool (the pool is behind a lock) and the layers are immutable.
 
 import Foundation
-import Synchronization
 
 /// A weights dictionary that does not describe a network (missing or misnamed tensors).
 public struct ModelError: Error, Sendable, CustomStringConvertible {
@@ -56,7 +55,7 @@ public final class Network: Sendable {
     public let inputSize: Int
     public let outputSize: Int
 
-    private let pool = Mutex<[Int: [Workspace]]>([:])
+    private let pool = Locked<[Int: [Workspace]]>([:])
     /// The same network as fused dense layers (Affine + the activation after it), for backends that run a
     /// whole MLP in one pass.
     private let dense: [DenseLayer]
