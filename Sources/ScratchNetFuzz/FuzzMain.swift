@@ -47,7 +47,9 @@ enum FuzzTarget: String, CaseIterable {
             case .gzip:
                 return "decompressed \(try Gzip.decompressIfNeeded(data, source: "fuzz.gz", maxOutput: Self.gzipLimit).count) bytes"
             case .weights:
-                return "loaded \(try WeightsFile.load(data, source: "fuzz.weights").count) arrays"
+                // As WeightsFile.load(url) does: a gzip file inflated to its trailer's size, then the format by magic.
+                let plain = try Gzip.decompressDeclared(data, source: "fuzz.weights", maxOutput: Self.gzipLimit)
+                return "loaded \(try WeightsFile.load(plain, source: "fuzz.weights").count) arrays"
             }
         } catch {
             return "LoadError: \(error)"

@@ -25,6 +25,27 @@ public enum Gzip {
         return Data(try Zlib.inflate(bytes[...], format: .gzip, maxOutput: maxOutput, source: source))
     }
 
+    /// Like ``decompressIfNeeded(_:source:maxOutput:)``, but inflates no more than the size the gzip trailer
+    /// declares (ISIZE, the last four bytes: the uncompressed size modulo 2³²). A file whose data runs past it,
+    /// a gzip bomb that lies about its size, stops there; one that tells the truth is checked against
+    /// `maxOutput` before inflating. Files of several gzip members joined together are refused when their total
+    /// exceeds the last member's ISIZE (decompress those with gunzip first).
+    public static func decompressDeclared(_ data: Data, source: String, maxOutput: Int) throws(LoadError) -> Data {
+        guard isGzip(data) else { return data }
+        let bytes = [UInt8](data)
+        guard bytes.count >= 18 else {
+            throw LoadError(source, "gzip data of \(bytes.count) bytes is shorter than a gzip header and trailer", fix: "the file is truncated; download or export it again")
+        }
+        let declared = bytes[(bytes.count - 4)...].reversed().reduce(0) { ($0 << 8) | Int($1) }
+        guard declared <= maxOutput else {
+            throw LoadError(source, "gzip trailer declares \(declared) decompressed bytes, more than the \(maxOutput)-byte limit",
+                            fix: "the file is too large for ScratchNet or not a weights file")
+        }
+        return Data(try Zlib.inflate(bytes[...], format: .gzip, maxOutput: declared,
+                                     limitReason: "the size its gzip trailer declares; gunzip a multi-member file first",
+                                     source: source))
+    }
+
     /// The first `count` decompressed bytes of gzip `data` (fewer if it is shorter), inflating no further: lets a
     /// reader look at a header (e.g. IDX dimensions) and size the full decompression from it.
     static func prefix(_ data: Data, count: Int, source: String) throws(LoadError) -> [UInt8] {

@@ -196,12 +196,17 @@ private struct PickleMachine {
     /// Memo entries are bounded by the opcodes that create them, so this only guards absurd LONG_BINPUT indices.
     static let maxMemoIndex = 1 << 31
     /// The most work one load may do: one unit per opcode and per element copied by an emulated call (building
-    /// an OrderedDict from a list, bytes() of a list, latin-1 text, merging dict states). A weights pickle needs
-    /// about 15 units per array (the book's sample_weight.pkl about 100 in all); the limit keeps a small hostile
-    /// file that re-uses one big memoized list in a loop from taking quadratic time (or BUILD merging a dict into
-    /// itself from doubling it), and bounds the values held (about 40 bytes each) to under 200 MB.
-    static let maxWork = 1 << 22
+    /// an OrderedDict from a list, bytes() of a list, merging dict states). A weights pickle needs about 15 units
+    /// per array (the book's sample_weight.pkl about 100 in all); the limit keeps a small hostile file that
+    /// re-uses one big memoized list in a loop from taking quadratic time (or BUILD merging a dict into itself
+    /// from doubling it), and bounds the values held (about 70 bytes each with their arenas) to about 70 MB.
+    static let maxWork = 1 << 20
     var work = 0
+    /// Bytes copied out of latin-1 text (how protocol 2 stores array data): at most twice the file's size plus
+    /// 64 KiB. Text read once is copied once, so a real file stays far below this; a hostile file that
+    /// converts one memoized string again and again is stopped after a bounded amount of copying.
+    let maxCopied: Int
+    var copied = 0
 
     /// Charges `units` of work, failing once the load has done more than ``maxWork``.
     mutating func spend(_ units: Int) throws(LoadError) {
@@ -215,6 +220,17 @@ private struct PickleMachine {
     init(bytes: [UInt8], source: String) {
         self.reader = ByteReader(bytes, source: source)
         self.source = source
+        self.maxCopied = 2 * bytes.count + (1 << 16)
+    }
+
+    /// Charges `count` bytes of latin-1 text converted to bytes, failing past ``maxCopied``.
+    mutating func copy(_ count: Int) throws(LoadError) {
+        copied += count
+        guard copied <= maxCopied else {
+            throw LoadError(source, "the pickle converts more than \(maxCopied) bytes of text to array data (twice the file's size) at byte \(reader.offset)",
+                            fix: "the file is hostile or not a weights file; save the weights as a dict of NumPy arrays, .npz or .safetensors")
+        }
+        try spend(1)
     }
 
     func corrupt(_ what: String) -> LoadError {
@@ -521,7 +537,7 @@ private struct PickleMachine {
                   ["latin1", "latin-1", "iso-8859-1", "iso8859-1"].contains(encoding.lowercased()) else {
                 throw LoadError(source, "refusing _codecs.encode with anything but (str, 'latin1'): only NumPy arrays and plain containers are allowed")
             }
-            try spend(text.utf8.count)
+            try copy(text.utf8.count)
             var out: [UInt8] = []
             out.reserveCapacity(text.unicodeScalars.count)
             for u in text.unicodeScalars {
@@ -613,7 +629,7 @@ private struct PickleMachine {
             case .bytes(let raw): array.raw = raw
             case .string(let text):
                 // Python 2 pickles keep the raw data in a str; read it as latin-1 bytes.
-                try spend(text.utf8.count)
+                try copy(text.utf8.count)
                 var out: [UInt8] = []
                 for u in text.unicodeScalars {
                     guard u.value < 256 else { throw corrupt("array data string is not latin-1") }

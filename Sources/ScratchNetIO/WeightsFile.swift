@@ -7,7 +7,8 @@ import ScratchNet
 
 /// Loading named weight arrays from a file.
 public enum WeightsFile {
-    /// The largest (decompressed) weights file accepted.
+    /// The largest (decompressed) weights file accepted. A gzip-compressed file is also held to the size its
+    /// gzip trailer declares, so it inflates no further than that (and below 4 GiB, the trailer's range).
     public static let maxSize = 1 << 32
 
     /// Loads the arrays of the file at `url`, detecting the format by its magic bytes: pickle (0x80 PROTO),
@@ -24,7 +25,7 @@ public enum WeightsFile {
         } catch {
             throw LoadError(source, "cannot read the file (\(error.localizedDescription))", fix: "check its permissions")
         }
-        data = try Gzip.decompressIfNeeded(data, source: source, maxOutput: maxSize)
+        data = try Gzip.decompressDeclared(data, source: source, maxOutput: maxSize)
         var name = url.deletingPathExtension().lastPathComponent
         if url.pathExtension == "gz" { name = URL(fileURLWithPath: name).deletingPathExtension().lastPathComponent }
         return try load(data, source: source, name: name)

@@ -272,13 +272,44 @@ private func fuzzFile(_ path: String) throws -> Data { try Data(contentsOf: fuzz
         let message = pickleError(pickle(calls: 50))
         #expect(message.contains("maxWork"), "\(message)")
         #expect(Date().timeIntervalSince(start) < 5)
-        #expect(try Pickle.loadArrays(Data(pickle(calls: 30)), source: "ok.pkl").isEmpty, "30 calls stay under the limit")
+        #expect(try Pickle.loadArrays(Data(pickle(calls: 8)), source: "ok.pkl").isEmpty, "8 calls (800,000 steps) stay under the limit")
         // The fuzzer's find: BUILD merging a dict into itself doubles it each time (non-str keys are appended).
         // {None: None}, then DUP + BUILD 40 times would make 2^40 entries.
         let doubling = PK.proto4 + [PK.emptyDict, PK.none, PK.none, PK.setitem] + [UInt8](repeating: 0, count: 40).flatMap { _ in [0x32, PK.build] }
         let start2 = Date()
         #expect(pickleError(doubling + [PK.stop]).contains("maxWork"))
         #expect(Date().timeIntervalSince(start2) < 5)
+    }
+
+    /// `_codecs.encode(<text>, 'latin1')`: how protocol 2 stores bytes; `text` is latin-1, one scalar per byte.
+    private func latin1Bytes(_ bytes: [UInt8]) -> [UInt8] {
+        let utf8 = Array(String(String.UnicodeScalarView(bytes.map { Unicode.Scalar($0) })).utf8)
+        return PK.global("_codecs", "encode") + [0x58] + PK.le32(utf8.count) + utf8 + PK.str("latin1") + [0x86, PK.reduce]
+    }
+
+    @Test func largeProtocol2ArraysLoad() throws {
+        // A protocol-2 pickle keeps array data as latin-1 text. 1,000,000 floats of -1.5 (bytes 00 00 c0 bf) are
+        // 6 MB of UTF-8 text; this used to exceed the work limit (one unit per byte), so a 4 MB protocol-2
+        // weights file from NumPy was refused. Copying text is now bounded by the file's size instead.
+        let count = 1_000_000
+        let raw = [UInt8](repeating: 0, count: 4 * count).enumerated().map { i, _ in [0, 0, 0xC0, 0xBF][i % 4] } as [UInt8]
+        let array = PK.global("numpy.core.numeric", "_frombuffer") + [PK.mark] + latin1Bytes(raw) + PK.dtypeF4
+            + [0x4A] + PK.le32(count) + [PK.tuple1] + PK.str("C") + [PK.tuple, PK.reduce]
+        let loaded = try Pickle.loadArrays(Data(PK.dict("W", array)), source: "p2.pkl")
+        #expect(loaded["W"]?.shape == [count])
+        #expect(loaded["W"]?.scalars.allSatisfy { $0 == -1.5 } == true)
+    }
+
+    @Test func reconvertingOneLatin1StringIsBounded() {
+        // One 60 KB latin-1 string memoized, then converted 1000 times (60 MB of copies from a ~70 KB file):
+        // stopped once the copies pass twice the file's size.
+        var bytes = PK.proto4 + [PK.emptyDict] + PK.global("_codecs", "encode") + [PK.binput, 1]
+        bytes += [0x58] + PK.le32(60_000) + [UInt8](repeating: 0x41, count: 60_000) + [PK.binput, 2] + PK.str("latin1") + [0x86, PK.reduce, PK.pop]
+        for _ in 0..<1000 { bytes += [PK.binget, 1, PK.binget, 2] + PK.str("latin1") + [0x86, PK.reduce, PK.pop] }
+        let start = Date()
+        let message = pickleError(bytes + [PK.stop])
+        #expect(message.contains("converts more than") && message.contains("twice the file's size"), "\(message)")
+        #expect(Date().timeIntervalSince(start) < 5)
     }
 }
 
@@ -295,6 +326,48 @@ private func fuzzFile(_ path: String) throws -> Data { try Data(contentsOf: fuzz
                 "\(String(describing: error))")
         // With room for it, the same file inflates (it is a valid gzip file).
         #expect(try Gzip.decompressIfNeeded(bomb, source: "bomb.gz", maxOutput: 16 << 20).count == 16 << 20)
+    }
+
+    /// A gzip file of `bytes` in stored (uncompressed) deflate blocks; `isize` overrides the trailer's size.
+    private func storedGzip(_ bytes: [UInt8], isize: Int? = nil) -> [UInt8] {
+        var out: [UInt8] = [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 0xFF]
+        var start = 0
+        repeat {
+            let n = min(65_535, bytes.count - start), last = start + n == bytes.count
+            out += [last ? 1 : 0, UInt8(n & 0xFF), UInt8(n >> 8), UInt8(~n & 0xFF), UInt8((~n >> 8) & 0xFF)]
+            out += bytes[start..<(start + n)]
+            start += n
+        } while start < bytes.count
+        return out + PK.le32(Int(crc32(bytes))) + PK.le32(isize ?? bytes.count)
+    }
+
+    @Test func gzippedWeightsInflateOnlyToTheSizeTheirTrailerDeclares() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("scratchnet-gzw-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func load(_ name: String, _ bytes: [UInt8]) throws(LoadError) -> [String: Tensor] {
+            let url = dir.appendingPathComponent(name)
+            do { try Data(bytes).write(to: url) } catch { Issue.record("cannot write \(url.path)") }
+            return try WeightsFile.load(url)
+        }
+        // Positive control: a gzipped safetensors file loads bitwise like the plain one.
+        let plain = [UInt8](try Fixtures.data("tensors.safetensors"))
+        let expected = try load("plain.safetensors", plain)
+        let gzipped = try load("w.safetensors.gz", storedGzip(plain))
+        #expect(gzipped.keys.sorted() == expected.keys.sorted() && !expected.isEmpty)
+        for (k, v) in expected { #expect(gzipped[k].map { bitwiseEqual($0, v) } == true, "\(k)") }
+        // A bomb whose trailer says 1000 bytes while it inflates to 16 MiB stops at 1000 + 1 bytes.
+        var liar = [UInt8](try fuzzFile("bombs/zeros16m.gz"))
+        liar.replaceSubrange((liar.count - 4)..., with: PK.le32(1000))
+        let start = Date()
+        let lie = expectLoadError { _ = try load("liar.pkl.gz", liar) }
+        #expect(Date().timeIntervalSince(start) < 1)
+        #expect(lie?.description.contains("more than the 1000-byte limit (the size its gzip trailer declares") == true, "\(String(describing: lie))")
+        // Two gzip members joined: more than the last member's ISIZE, refused with the gunzip advice.
+        let joined = expectLoadError { _ = try load("joined.safetensors.gz", storedGzip(plain) + storedGzip(plain)) }
+        #expect(joined?.description.contains("gunzip a multi-member file first") == true, "\(String(describing: joined))")
+        // A file too short to hold a gzip header and trailer.
+        #expect(expectLoadError { _ = try load("short.gz", [0x1F, 0x8B, 8, 0]) }?.description.contains("shorter than a gzip header") == true)
     }
 
     @Test func idxBombIsStoppedByItsOwnHeader() throws {
