@@ -274,8 +274,9 @@ private func fuzzFile(_ path: String) throws -> Data { try Data(contentsOf: fuzz
         #expect(Date().timeIntervalSince(start) < 5)
         #expect(try Pickle.loadArrays(Data(pickle(calls: 8)), source: "ok.pkl").isEmpty, "8 calls (800,000 steps) stay under the limit")
         // The fuzzer's find: BUILD merging a dict into itself doubles it each time (non-str keys are appended).
-        // {None: None}, then DUP + BUILD 40 times would make 2^40 entries.
-        let doubling = PK.proto4 + [PK.emptyDict, PK.none, PK.none, PK.setitem] + [UInt8](repeating: 0, count: 40).flatMap { _ in [0x32, PK.build] }
+        // {None: None}, then DUP + BUILD 22 times would make 2^22 entries (2^22 steps, over the 2^20 limit; few
+        // enough that a loader without the limit still finishes, so the test fails rather than the process).
+        let doubling = PK.proto4 + [PK.emptyDict, PK.none, PK.none, PK.setitem] + [UInt8](repeating: 0, count: 22).flatMap { _ in [0x32, PK.build] }
         let start2 = Date()
         #expect(pickleError(doubling + [PK.stop]).contains("maxWork"))
         #expect(Date().timeIntervalSince(start2) < 5)
@@ -453,6 +454,12 @@ private func fuzzFile(_ path: String) throws -> Data { try Data(contentsOf: fuzz
         while header.count % 8 != 0 { header.append(0x20) }
         let huge = Data(PK.le64(UInt64(header.count)) + header + [0, 0, 0, 0])
         expectLoadError { _ = try SafeTensors.load(huge, source: "x.safetensors") }
+        // data_offsets running past the data present (2^40 claimed, 4 bytes there): refused, never sliced.
+        var past = Array(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,1099511627776]}}"#.utf8)
+        while past.count % 8 != 0 { past.append(0x20) }
+        let pastData = Data(PK.le64(UInt64(past.count)) + past + [0, 0, 0, 0])
+        #expect(expectLoadError { _ = try SafeTensors.load(pastData, source: "x.safetensors") }?.description
+            .contains("outside the 4 data bytes") == true)
     }
 }
 
