@@ -23,6 +23,14 @@ struct ScratchNetCommand: AsyncParsableCommand {
     /// Runs a command; every failure becomes one line on stderr and exit status 2 (1 is reserved for
     /// "ran fine, but the verdict is negative", e.g. a parity mismatch).
     static func main() async {
+        // `exit` only after `run` has returned, so no value of the command is still alive in a suspended
+        // async frame (LeakSanitizer would report those as leaks; see Tests/Sanitizers).
+        let status = await runCommandLine()
+        if status != 0 { Foundation.exit(status) }
+    }
+
+    /// Parses and runs the command line; returns the process exit status.
+    private static func runCommandLine() async -> Int32 {
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
@@ -30,18 +38,19 @@ struct ScratchNetCommand: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+            return 0
         } catch let exit as ExitCode {
-            Foundation.exit(exit.rawValue)
+            return exit.rawValue
         } catch {
             let code = exitCode(for: error)
             if code == .success {
                 print(fullMessage(for: error))  // --help, --version
-                Foundation.exit(0)
+                return 0
             }
             // One line even for an OpenCL build failure (its full build log is in the error, not on stderr).
             let text = (error as? OpenCLError)?.summary ?? message(for: error)
             Console.error("error: \(text.split(separator: "\n").first.map(String.init) ?? text)")
-            Foundation.exit(2)
+            return 2
         }
     }
 }
