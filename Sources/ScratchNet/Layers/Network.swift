@@ -55,6 +55,10 @@ public final class Network: Sendable {
     public let inputSize: Int
     public let outputSize: Int
 
+    /// Whether the backend's fused whole-network pass may be used (``Backend/forward(_:layers:softmax:into:)``,
+    /// ``Backend/predict(_:layers:softmax:into:)``); false runs the layers one by one. Same bits either way.
+    public let usesFusedPath: Bool
+
     private let pool = Locked<[Int: [Workspace]]>([:])
     /// The same network as fused dense layers (Affine + the activation after it), for backends that run a
     /// whole MLP in one pass.
@@ -63,9 +67,10 @@ public final class Network: Sendable {
     /// Builds the network from `W1...Wn`, `b1...bn` (as the book's `init_network` / `sample_weight.pkl`).
     ///
     /// Shapes are checked: W1 (in, h1), b1 (h1), W2 (h1, h2), ... A mismatch names the tensors and shapes.
+    /// `fusedPath: false` never uses the backend's whole-network pass (parity runs both ways).
     public init(
         weights: [String: Tensor], activation: Activation = .sigmoid, output: OutputFunction = .softmax,
-        backend: any Backend
+        backend: any Backend, fusedPath: Bool = true
     ) throws {
         var n = 0
         while weights["W\(n + 1)"] != nil { n += 1 }
@@ -108,6 +113,7 @@ public final class Network: Sendable {
             dense.append(DenseLayer(weights: affine.W, bias: affine.b, activation: next?.activation ?? .identity))
         }
         self.dense = dense
+        self.usesFusedPath = fusedPath
         self.activation = activation
         self.output = output
         self.inputSize = inputSize
@@ -115,11 +121,10 @@ public final class Network: Sendable {
     }
 
     /// Outputs (N, classes) (probabilities with softmax) for a batch x (N, inputSize) that is already on the device.
-    /// The returned matrix belongs to a reused workspace: read it before the next call with this batch size.
+    /// The returned matrix is the caller's: its buffers are never handed to another call (so tasks that run
+    /// the network at the same time cannot overwrite each other's results).
     public func forward(_ x: DeviceMatrix) throws -> DeviceMatrix {
-        let ws = try takeWorkspace(rows: x.rows)
-        defer { giveBack(ws) }
-        return try run(x, ws)
+        try run(x, makeWorkspace(rows: x.rows))
     }
 
     /// Probabilities for a host batch (N, inputSize): one upload, one download.
@@ -220,7 +225,8 @@ public final class Network: Sendable {
                     let slice = UnsafeBufferPointer(rebasing: all[(start * inputSize)..<(end * inputSize)])
                     try backend.write(bytes: slice, dividedBy: divisor, to: ws.input)
                     let out = UnsafeMutableBufferPointer(rebasing: pred[start..<end])
-                    if try !backend.predict(ws.input, layers: dense, softmax: output == .softmax, into: out) {
+                    let fused = try usesFusedPath && backend.predict(ws.input, layers: dense, softmax: output == .softmax, into: out)
+                    if !fused {
                         try scores.withUnsafeMutableBufferPointer { buf in
                             let rows = UnsafeMutableBufferPointer(rebasing: buf[0..<((end - start) * width)])
                             try backend.read(run(ws.input, ws), into: rows)
@@ -277,7 +283,7 @@ public final class Network: Sendable {
 
     /// The fused plan: each Affine absorbs the activation layer after it.
     private func run(_ x: DeviceMatrix, _ ws: Workspace) throws -> DeviceMatrix {
-        if let y = ws.outputs.last, try backend.forward(x, layers: dense, softmax: output == .softmax, into: y) {
+        if usesFusedPath, let y = ws.outputs.last, try backend.forward(x, layers: dense, softmax: output == .softmax, into: y) {
             return y
         }
         var current = x
@@ -298,8 +304,14 @@ public final class Network: Sendable {
         return current
     }
 
+    /// A pooled workspace for `rows`, or a new one; give it back after the results are read.
     private func takeWorkspace(rows: Int) throws -> Workspace {
         if let ws = pool.withLock({ $0[rows]?.popLast() }) { return ws }
+        return try makeWorkspace(rows: rows)
+    }
+
+    /// A new workspace for `rows`, outside the pool.
+    private func makeWorkspace(rows: Int) throws -> Workspace {
         var outputs: [DeviceMatrix] = []
         var width = inputSize
         var i = 0
