@@ -113,6 +113,16 @@ public final class OpenCLBackend: Backend {
     public let tuning: OpenCLTuning
     /// The program cache in use.
     public let cacheOptions: ProgramCacheOptions
+    /// The program cache key of every kernel file, in build order (what the self-check verdict is keyed by).
+    package let programKeys: [String]
+    /// Whether ``forward(_:layers:softmax:into:)`` and ``predict(_:layers:softmax:into:)`` use the
+    /// whole-network kernel (sn_net). ``DeviceSelector`` turns it off when that kernel fails the device's
+    /// self-check; callers then run the layers one by one.
+    public var fusedPathEnabled: Bool {
+        get { fusedEnabled.withLock { $0 } }
+        set { fusedEnabled.withLock { $0 = newValue } }
+    }
+    private let fusedEnabled = Locked(true)
 
     /// Fixed local sizes of the row-wise and element-wise kernels (pocl compiles per local size).
     static let rowLocal = [8]
@@ -206,12 +216,14 @@ public final class OpenCLBackend: Backend {
             correctlyRoundedDivide: dev.info.floatCapabilities.contains("correctly rounded divide/sqrt"),
             defines: tuning.defines)
         var origins: [String: String] = [:]
+        var keys: [String] = []
         func build(_ file: String) throws -> CLProgram {
             let source = try sources.programSource(for: file)
             let name = sources.displayName(of: file)
             let key = ProgramCache.key(
                 source: source, options: options, device: dev.info.name, driver: dev.info.driverVersion,
                 platform: dev.info.platformVersion)
+            keys.append(key)
             // An injected build fault must reach the compiler, so the cache is not read then.
             if faults?.rules.contains(.build) != true, let binary = programCache.load(key: key),
                 let program = try? CLProgram(context: ctx, binary: binary, options: options, fileName: name)
@@ -242,6 +254,7 @@ public final class OpenCLBackend: Backend {
         training = try TrainingKernels(program: try build("train.cl"))
         placeholder = try CLBuffer(context: ctx, byteCount: 64)
         programOrigins = origins
+        programKeys = keys
         let kinds = Set(origins.values)
         buildSource = kinds.count == 1 ? (kinds.first ?? "source") : "mixed"
     }
@@ -431,7 +444,7 @@ public final class OpenCLBackend: Backend {
         let (xb, yb) = (try mem(x, "apply"), try mem(y, "apply"))
         written(y)
         guard x.count > 0 else { return }
-        if activation == .identity && x === y { return }
+        // In place too (identity included): the kernel stores NaNs canonically, as the CPU path does.
         // y (N,M) = act(x (N,M)), one work-item per element
         try launch(applyKernel, global: [Self.roundUp(x.count, Self.elementLocal[0])], local: Self.elementLocal) { k throws(OpenCLError) in
             try k.setArg(0, Int32(x.count))
@@ -481,7 +494,7 @@ public final class OpenCLBackend: Backend {
     /// ``OpenCLTuning/netMaxLayers`` layers or a layer wider than ``OpenCLTuning/netMaxWidth``. Bytes written
     /// with `write(bytes:dividedBy:to:)` into `x` are converted inside the kernel.
     public func forward(_ x: DeviceMatrix, layers: [DenseLayer], softmax: Bool, into y: DeviceMatrix) throws -> Bool {
-        guard let plan = try netPlan(x, layers, op: "forward") else { return false }
+        guard fusedPathEnabled, let plan = try netPlan(x, layers, op: "forward") else { return false }
         guard y.rows == x.rows, y.cols == plan.outputWidth else {
             throw BackendError.shapeMismatch(
                 "forward: output \(y.shapeDescription) must be (\(x.rows),\(plan.outputWidth))")
@@ -497,7 +510,7 @@ public final class OpenCLBackend: Backend {
     public func predict(
         _ x: DeviceMatrix, layers: [DenseLayer], softmax: Bool, into predictions: UnsafeMutableBufferPointer<Int32>
     ) throws -> Bool {
-        guard let plan = try netPlan(x, layers, op: "predict") else { return false }
+        guard fusedPathEnabled, let plan = try netPlan(x, layers, op: "predict") else { return false }
         guard predictions.count == x.rows else {
             throw BackendError.shapeMismatch("predict: \(predictions.count) prediction slots for \(x.rows) rows")
         }

@@ -137,7 +137,10 @@ public enum OpenCLDevices {
             let pVersion = (try? platformString(platform, CL_PLATFORM_VERSION)) ?? ""
             var deviceCount: cl_uint = 0
             let ds = clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), 0, nil, &deviceCount)
-            if ds == CL_DEVICE_NOT_FOUND || (ds == CL_SUCCESS && deviceCount == 0) { continue }
+            if ds == CL_DEVICE_NOT_FOUND || (ds == CL_SUCCESS && deviceCount == 0) {
+                if let why = emptyPlatformHint(name: pName) { warnings.append(why) }
+                continue
+            }
             if ds != CL_SUCCESS {
                 warnings.append("platform \(pName): \(OpenCLError(code: ds, call: "clGetDeviceIDs"))")
                 continue
@@ -161,10 +164,52 @@ public enum OpenCLDevices {
         }
         if found.isEmpty {
             let names = platformNames.joined(separator: ", ")
-            let extra = warnings.isEmpty ? "" : " (" + warnings.joined(separator: "; ") + ")"
+            let extra = warnings.isEmpty ? "" : ": " + warnings.joined(separator: "; ")
             return ([], "OpenCL platform(s) found (\(names)) but no usable device\(extra)", warnings)
         }
         return (found, nil, warnings)
+    }
+
+    /// Why a platform that lists no device has none, when that is knowable: pocl hides its CPU device when
+    /// its kernel cache folder cannot be written (a read-only home, as in many containers).
+    static func emptyPlatformHint(
+        name: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> String? {
+        guard name == "Portable Computing Language" else { return nil }
+        let folder = poclCacheFolder(environment: environment)
+        if let problem = unwritable(folder) {
+            return "platform \(name) (pocl) shows no device because its kernel cache folder \(folder) cannot be "
+                + "written (\(problem)); set POCL_CACHE_DIR to a writable folder, e.g. `export POCL_CACHE_DIR=/tmp/pocl-cache`"
+        }
+        return "platform \(name) (pocl) shows no device; run `clinfo` to see what pocl reports, "
+            + "and check that POCL_DEVICES is unset or names a device of this machine"
+    }
+
+    /// The folder pocl keeps compiled kernels in: $POCL_CACHE_DIR, else $XDG_CACHE_HOME/pocl/kcache, else
+    /// $HOME/.cache/pocl/kcache.
+    static func poclCacheFolder(environment: [String: String]) -> String {
+        if let dir = environment["POCL_CACHE_DIR"], !dir.isEmpty { return dir }
+        if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty { return xdg + "/pocl/kcache" }
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        return home + "/.cache/pocl/kcache"
+    }
+
+    /// nil if `folder` exists (or can be created) and a file can be written in it; else what went wrong,
+    /// with the system's words ("Not a directory", "Read-only file system").
+    static func unwritable(_ folder: String) -> String? {
+        var path = folder.hasPrefix("/") ? "" : "."
+        for part in folder.split(separator: "/") {
+            path += "/" + part
+            if mkdir(path, 0o755) != 0 && errno != EEXIST {
+                return "cannot create \(path): \(String(cString: strerror(errno)))"
+            }
+        }
+        let probe = folder + "/.scratchnet-write-test-\(getpid())"
+        let fd = open(probe, O_CREAT | O_WRONLY, 0o644)
+        guard fd >= 0 else { return "cannot write in it: \(String(cString: strerror(errno)))" }
+        close(fd)
+        unlink(probe)
+        return nil
     }
 
     /// Queries one device's properties.

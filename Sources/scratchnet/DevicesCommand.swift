@@ -1,5 +1,6 @@
 // `scratchnet devices`: every OpenCL platform and device, the pure-Swift CPU path, what `auto` picks and
-// why, and a smoke test of each kernel against the CPU path.
+// why, and each device's self-check (the checks `infer`/`train` run before using it: every kernel, bitwise
+// against the CPU path), with the failing kernel and first differing output named.
 
 import ArgumentParser
 import Foundation
@@ -9,10 +10,10 @@ import ScratchNetOpenCL
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices",
-        abstract: "List OpenCL devices and the CPU path, show what --device auto picks, and smoke-test each device's kernels.")
+        abstract: "List OpenCL devices and the CPU path, show what --device auto picks, and self-check each device's kernels.")
 
-    @Flag(help: "Skip the per-kernel smoke test.")
-    var noSmokeTest = false
+    @Flag(name: [.customLong("no-self-check"), .customLong("no-smoke-test")], help: "Skip the per-kernel self-check.")
+    var noSelfCheck = false
 
     @Flag(help: "Print the result as JSON.")
     var json = false
@@ -27,7 +28,14 @@ struct DevicesCommand: ParsableCommand {
         var version: String
         var driver: String
         var parity: String
-        var smokeTest: [String: Bool]?
+        /// Per group (ops, fused, training): "passed", "failed" or "not applicable".
+        var selfCheck: [String: String]?
+        /// "passed", "fused kernel failed: runs layer by layer when named, never picked by auto", "failed".
+        var verdict: String?
+        /// The first failing check per failing group, with the kernel and the first differing output.
+        var failures: [String]?
+        var checks: Int?
+        var cachedVerdict: Bool?
         var error: String?
     }
 
@@ -48,11 +56,32 @@ struct DevicesCommand: ParsableCommand {
                 id: "opencl:\(info.index)", name: info.name, type: info.type, platform: info.platformName,
                 computeUnits: info.computeUnits, globalMemoryMiB: Int(info.globalMemoryBytes / (1 << 20)),
                 version: info.deviceVersion, driver: info.driverVersion, parity: info.parity.description)
-            if !noSmokeTest {
+            if !noSelfCheck {
                 do {
-                    let backend = try DeviceSelector.select(.opencl(info.index)).backend
-                    let results = try SmokeTest.run(backend, against: cpu)
-                    report.smokeTest = Dictionary(uniqueKeysWithValues: results.map { ($0.op, $0.comparison.isBitwiseEqual) })
+                    let backend = try OpenCLBackend(deviceIndex: info.index)
+                    let (selfCheck, cached) = try backend.selfCheck(job: .training, against: cpu)
+                    var groups: [String: String] = [:]
+                    var failures: [String] = []
+                    for group in SelfCheckGroup.allCases {
+                        if selfCheck.notApplicable.contains(group) {
+                            groups[group.rawValue] = "not applicable"
+                        } else if let bad = selfCheck.firstFailure(in: group) {
+                            groups[group.rawValue] = "failed"
+                            failures.append("\(group.rawValue): \(DeviceSelector.describe(bad, on: backend))")
+                        } else {
+                            groups[group.rawValue] = "passed"
+                        }
+                    }
+                    report.selfCheck = groups
+                    report.failures = failures
+                    report.checks = selfCheck.results.count
+                    report.cachedVerdict = cached
+                    switch SelfCheckVerdict(selfCheck) {
+                    case .passed: report.verdict = "passed"
+                    case .fusedFailed:
+                        report.verdict = "fused kernel failed: never picked by auto; asked for by name it runs layer by layer"
+                    case .failed: report.verdict = "failed: never picked by auto; asked for by name it is refused"
+                    }
                 } catch {
                     report.error = "\(error)"
                 }
@@ -75,12 +104,13 @@ struct DevicesCommand: ParsableCommand {
             print("      type \(r.type), platform \(r.platform), \(r.computeUnits) compute units, \(r.globalMemoryMiB) MiB")
             print("      \(r.version), driver \(r.driver)")
             print("      \(r.parity)")
-            if let error = r.error { print("      smoke test failed to run: \(error)") }
-            if let smoke = r.smokeTest {
-                let failed = smoke.filter { !$0.value }.keys.sorted()
-                print(failed.isEmpty
-                    ? "      smoke test: all \(smoke.count) kernel checks bitwise equal to the CPU path"
-                    : "      smoke test: \(failed.count) of \(smoke.count) differ from the CPU path: \(failed.joined(separator: "; "))")
+            if let error = r.error { print("      self-check failed to run: \(error)") }
+            if let groups = r.selfCheck, let verdict = r.verdict {
+                let parts = SelfCheckGroup.allCases.compactMap { g in groups[g.rawValue].map { "\(g.rawValue) \($0)" } }
+                let origin = r.cachedVerdict == true ? ", cached verdict" : ""
+                print("      self-check (\(r.checks ?? 0) checks, bitwise against the CPU path\(origin)): \(parts.joined(separator: ", "))")
+                for failure in r.failures ?? [] { print("        FAILED \(failure)") }
+                print("      verdict: \(verdict)")
             }
         }
         print("CPU path:")

@@ -12,13 +12,23 @@ struct DeviceOptions: ParsableArguments {
     @Option(help: "auto (first OpenCL GPU, else the CPU path), cpu, gpu, opencl or opencl:N. Default: $SCRATCHNET_DEVICE, else auto.")
     var device: String?
 
-    /// The requested backend; prints auto's fallback reason as one line on stderr.
-    func select() throws -> any Backend {
+    @Flag(help: "Use the OpenCL device without its self-check (every kernel the job runs, bitwise against the CPU path). For deliberate runs on a device that fails it.")
+    var unchecked = false
+
+    /// The requested backend, self-checked for `job`; prints auto's fallback reason and any notes as one
+    /// line each on stderr.
+    func select(job: SelfCheckJob = .inference) throws -> any Backend {
         let spec = try DeviceSpec.resolve(flag: device, environment: ProcessInfo.processInfo.environment)
-        let selection = try DeviceSelector.select(spec)
-        if let why = selection.fallbackReason { Console.error("note: \(why)") }
-        return selection.backend
+        return try selectAndNote(spec, job: job, checked: !unchecked)
     }
+}
+
+/// Selects `spec` and prints the selection's fallback reason and notes as `note:` lines on stderr.
+func selectAndNote(_ spec: DeviceSpec, job: SelfCheckJob, checked: Bool) throws -> any Backend {
+    let selection = try DeviceSelector.select(spec, job: job, checked: checked)
+    if let why = selection.fallbackReason { Console.error("note: \(why)") }
+    for note in selection.notes { Console.error("note: \(note)") }
+    return selection.backend
 }
 
 struct DataOptions: ParsableArguments {
@@ -70,7 +80,8 @@ struct DeviceListOptions: ParsableArguments {
     @Option(help: "Comma-separated devices to run (e.g. cpu,opencl:0). Default: cpu and every OpenCL device.")
     var devices: String?
 
-    func backends() throws -> [any Backend] {
+    /// The backends, self-checked for `job` unless `checked` is false; `quiet` drops the selection notes.
+    func backends(job: SelfCheckJob = .inference, checked: Bool = true, quiet: Bool = false) throws -> [any Backend] {
         var specs: [DeviceSpec] = []
         if let devices {
             for item in devices.split(separator: ",") {
@@ -84,9 +95,10 @@ struct DeviceListOptions: ParsableArguments {
         }
         var backends: [any Backend] = []
         for spec in specs {
-            let selection = try DeviceSelector.select(spec)
-            if let why = selection.fallbackReason { Console.error("note: \(why)") }
-            backends.append(selection.backend)
+            backends.append(
+                quiet
+                    ? try DeviceSelector.select(spec, job: job, checked: checked).backend
+                    : try selectAndNote(spec, job: job, checked: checked))
         }
         return backends
     }

@@ -140,7 +140,7 @@ struct TrainCommand: ParsableCommand {
             throw CLIError("--layers ends with \(sizes[sizes.count - 1]) outputs but the labels go up to \(classes - 1): the last size must be at least \(classes)")
         }
 
-        let backend = try deviceOptions.select()
+        let backend = try deviceOptions.select(job: .training)
         let learningRate = lr ?? (optimizer == .sgd ? 0.1 : optimizer.defaultLearningRate)
         let trainer = try Trainer(
             layerSizes: sizes, activation: activation, initialization: weightInit(), optimizer: optimizer,

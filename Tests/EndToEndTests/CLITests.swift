@@ -90,13 +90,14 @@ struct CLITests {
         #expect(gpu.stdout.isEmpty)
     }
 
-    @Test("devices: lists pocl with its parity capability and a passing smoke test")
+    @Test("devices: lists pocl with its parity capability and a passing self-check")
     func devices() throws {
         guard try Book.openCLBackend() != nil else { return }
         let r = try CLI.run(["devices"])
         #expect(r.status == 0)
         #expect(r.stdout.contains("opencl:0"))
-        #expect(r.stdout.contains("smoke test: all"))
+        #expect(r.stdout.contains("verdict: passed"))
+        #expect(r.stdout.contains("ops passed, fused passed, training passed"))
         #expect(r.stdout.contains("auto picks:"))
     }
 

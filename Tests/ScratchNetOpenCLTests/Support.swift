@@ -60,3 +60,37 @@ let specialValues: [Float] = [
     .leastNonzeroMagnitude, -.leastNonzeroMagnitude, .leastNormalMagnitude, .greatestFiniteMagnitude,
     -.greatestFiniteMagnitude, 1e-20, -1e-20, 20, -20, 3.5, -3.5,
 ]
+
+/// A copy of Kernels/ in a temporary folder with one text replaced in one file (a deliberately faulty
+/// kernel), for tests of the self-check and of parity. Remove it with `FileManager.removeItem` when done.
+enum FaultyKernels {
+    static let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Kernels")
+
+    /// The fused network's epilogue adds 1e-3 to every output of every layer: only sn_net is wrong.
+    static func fusedNet() throws -> URL {
+        try make(file: "net.cl", replacing: "sn_activate8(acc[r][v] + bb, act)", with: "sn_activate8(acc[r][v] + bb + 1e-3f, act)")
+    }
+
+    /// sn_apply returns x + 1 for the identity: an element-wise op outside the fused kernel is wrong.
+    static func apply() throws -> URL {
+        try make(file: "activation.cl", replacing: "y[i] = sn_activate(x[i], act);", with: "y[i] = act == 0 ? x[i] + 1.0f : sn_activate(x[i], act);")
+    }
+
+    static func make(file: String, replacing original: String, with replacement: String) throws -> URL {
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("scratchnet-faulty-kernels-\(UUID().uuidString)")
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        for name in try fm.contentsOfDirectory(atPath: source.path) where name.hasSuffix(".cl") {
+            var text = try String(contentsOf: source.appendingPathComponent(name), encoding: .utf8)
+            if name == file {
+                guard text.contains(original) else {
+                    throw BackendError.device("FaultyKernels: \(file) no longer contains `\(original)`")
+                }
+                text = text.replacingOccurrences(of: original, with: replacement)
+            }
+            try text.write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        return dir
+    }
+}

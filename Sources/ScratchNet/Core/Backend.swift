@@ -155,9 +155,17 @@ public protocol Backend: AnyObject, Sendable {
     func predict(
         _ x: DeviceMatrix, layers: [DenseLayer], softmax: Bool, into predictions: UnsafeMutableBufferPointer<Int32>
     ) throws -> Bool
+
+    /// The device code that runs `op` on this backend (e.g. an OpenCL kernel name), for self-check and
+    /// parity messages; nil when there is nothing more specific to name than the op.
+    func kernelName(for op: CheckedOp) -> String?
 }
 
 extension Backend {
+    /// The device code that runs `op` on this backend (OpenCL kernel names), for messages; nil by default
+    /// (the CPU path has no kernels).
+    public func kernelName(for op: CheckedOp) -> String? { nil }
+
     /// No fused path unless a backend provides one.
     public func forward(_ x: DeviceMatrix, layers: [DenseLayer], softmax: Bool, into y: DeviceMatrix) throws -> Bool {
         false
