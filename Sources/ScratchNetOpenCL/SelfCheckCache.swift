@@ -1,7 +1,7 @@
 // The device self-check on OpenCL (SelfCheck.swift in ScratchNet) with its verdict cache: the verdict of a
 // device for a job is kept beside the program binaries (ProgramCache.swift), in `selfcheck-KEY.txt`, keyed by
 // everything that can change it: the program cache keys of every kernel file (source, build options,
-// device, driver, platform), the tunables, the job, the self-check version and a hash of the reference
+// device, driver, platform), the running binary (size, date), the tunables, the job, the self-check version and a hash of the reference
 // outputs (so a change of the CPU path's results also invalidates it). A warm start then runs only the
 // reference side on the CPU path (about a millisecond) and reads one small file. Failing verdicts are cached
 // too. Injected faults (SCRATCHNET_FAULT) bypass the cache.
@@ -54,7 +54,7 @@ package struct SelfCheckVerdicts: Sendable {
     /// The key (32 hex digits) of one verdict.
     package static func key(programKeys: [String], tuning: String, job: SelfCheckJob, expected: [[Float]]) -> String {
         var h = StableHash()
-        for part in [SelfCheck.version, job.rawValue, tuning] + programKeys {
+        for part in [SelfCheck.version, job.rawValue, tuning, executableIdentity] + programKeys {
             h.add(Array(part.utf8))
             h.add([0xFF])
         }
@@ -67,6 +67,14 @@ package struct SelfCheckVerdicts: Sendable {
         }
         return h.hex
     }
+
+    /// The running binary (size and modification time of /proc/self/exe): the host code that launches the
+    /// kernels changes results too (a fixed launcher must not inherit its predecessor's verdict).
+    static let executableIdentity: String = {
+        var st = stat()
+        guard stat("/proc/self/exe", &st) == 0 else { return CommandLine.arguments.first ?? "" }
+        return "\(st.st_size)-\(st.st_mtim.tv_sec)-\(st.st_mtim.tv_nsec)"
+    }()
 
     package func url(forKey key: String) -> URL {
         options.directory.appendingPathComponent("selfcheck-\(key).txt")
