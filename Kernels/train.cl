@@ -312,8 +312,10 @@ __kernel void sn_loss_group(const int mode, const int N, const int C, __global c
     const int terms = mode == 2 ? N * C : N;
     float s = 0.0f;  // meaningful in work-item 0 only
     // Every work-item runs the same number of chunks (the barriers are reached uniformly). Written so that
-    // no index overflows int even for terms close to 2^31.
-    const int chunks = terms / L + (terms % L != 0 ? 1 : 0);
+    // no index overflows int even for terms close to 2^31, and without a `terms % L` next to `terms / L`:
+    // LLVM's DivRemPairs then inserts a `freeze`, which oclgrind's --uninitialized check cannot execute
+    // (it aborts the kernel, silently leaving loss[index] unwritten).
+    const int chunks = terms > 0 ? (terms - 1) / L + 1 : 0;
     for (int chunk = 0; chunk < chunks; ++chunk) {
         const int base = chunk * L;
         const int count = min(L, terms - base);

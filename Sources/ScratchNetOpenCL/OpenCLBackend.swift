@@ -47,7 +47,9 @@ struct PendingBytes {
 /// Kernel tunables (-D defines and fixed local sizes), chosen per device type by ``OpenCLBackend``.
 ///
 /// None of them changes results: every choice keeps the k order of each output (the numerics contract).
-public struct OpenCLTuning: Sendable, Equatable {
+/// ``OpenCLBackend/tuning`` is the effective tuning: the requested one with every local size fitted to the
+/// device's and the built kernels' limits (DeviceLimits.swift); every launch uses exactly its local sizes.
+public struct OpenCLTuning: Sendable, Equatable, CustomStringConvertible {
     /// Rows (SN_TM) of the gemm register tile.
     public var tileRows: Int
     /// Columns (SN_TN, a multiple of 8) of the gemm register tile, and the panel width of packed weights.
@@ -66,18 +68,29 @@ public struct OpenCLTuning: Sendable, Equatable {
     /// Widest layer the whole-network kernel takes (SN_NET_MAXW, a multiple of tileCols); wider networks
     /// run layer by layer.
     public var netMaxWidth: Int
-    /// Most layers the whole-network kernel takes (at most 4).
+    /// Most layers the whole-network kernel takes (at most 4; 0 in an effective tuning whose device cannot
+    /// run the whole-network kernel: every network then runs layer by layer).
     public var netMaxLayers: Int
+    /// Fixed 1-D local size of the row-wise kernels (sn_softmax_rows, sn_argmax_rows).
+    public var rowLocal: Int = 8
+    /// Fixed 1-D local size of the element-wise kernels (sn_apply, sn_bytes_to_float, sn_sum_columns,
+    /// sn_act_backward, sn_softmax_ce_backward, sn_update).
+    public var elementLocal: Int = 64
+    /// Fixed 1-D local size of sn_pack_panels.
+    public var packLocal: Int = 64
+    /// Work-group of the losses: 1 runs sn_loss (one work-item, no barriers: pocl runs barriers inside loops
+    /// slowly), more runs sn_loss_group as one work-group of that size (at most 64, SN_LOSS_WG). Same bits.
+    public var lossLocal: Int = 1
 
     /// CPUs (pocl): 6×16 float8 register tiles over packed panels, one work-item per 6 rows for the network.
     public static let cpu = OpenCLTuning(
         tileRows: 6, tileCols: 16, gemmLocal: [1, 8], packedGEMM: true, panelCacheBytes: 256 << 10,
-        netRows: 6, netLocal: 1, netMaxWidth: 256, netMaxLayers: 4)
+        netRows: 6, netLocal: 1, netMaxWidth: 256, netMaxLayers: 4, lossLocal: 1)
     /// GPUs: small tiles, many work-items, coalesced row-major reads of B; one row per work-item in the
-    /// network kernel.
+    /// network kernel; the losses as one work-group of 64.
     public static let gpu = OpenCLTuning(
         tileRows: 4, tileCols: 8, gemmLocal: [16, 4], packedGEMM: false, panelCacheBytes: 0,
-        netRows: 1, netLocal: 64, netMaxWidth: 256, netMaxLayers: 4)
+        netRows: 1, netLocal: 64, netMaxWidth: 256, netMaxLayers: 4, lossLocal: 64)
 
     /// ``gpu`` for GPUs and accelerators, ``cpu`` otherwise.
     public static func forDeviceType(_ type: String) -> OpenCLTuning {
@@ -87,6 +100,26 @@ public struct OpenCLTuning: Sendable, Equatable {
     /// The -D defines every program is built with.
     var defines: [(String, Int)] {
         [("SN_TM", tileRows), ("SN_TN", tileCols), ("SN_NET_ROWS", netRows), ("SN_NET_MAXW", netMaxWidth)]
+    }
+
+    /// Whether the values are usable (checked by ``OpenCLBackend`` before building).
+    var isValid: Bool {
+        tileCols >= 8 && tileCols % 8 == 0 && tileRows >= 1 && netRows >= 1
+            && netMaxWidth % tileCols == 0 && (1...4).contains(netMaxLayers) && gemmLocal.count == 2
+            && gemmLocal.allSatisfy { $0 >= 1 } && netLocal >= 1 && rowLocal >= 1 && elementLocal >= 1
+            && packLocal >= 1 && (1...OpenCLBackend.lossGroup).contains(lossLocal)
+    }
+
+    /// The tiles and every local size, e.g. "tile 4x8, B row-major, gemm local 4x4, net 1 row/item local 16
+    /// width<=256 layers<=4, row local 8, element local 16, pack local 16, loss group 16".
+    public var description: String {
+        let b = packedGEMM ? "B packed (panel cache \(panelCacheBytes) B)" : "B row-major"
+        let net = netMaxLayers == 0
+            ? "net kernel off (layer by layer)"
+            : "net \(netRows) row/item local \(netLocal) width<=\(netMaxWidth) layers<=\(netMaxLayers)"
+        let loss = lossLocal == 1 ? "loss 1 work-item" : "loss group \(lossLocal)"
+        return "tile \(tileRows)x\(tileCols), \(b), gemm local \(gemmLocal.map(String.init).joined(separator: "x")), "
+            + "\(net), row local \(rowLocal), element local \(elementLocal), pack local \(packLocal), \(loss)"
     }
 }
 
@@ -109,7 +142,9 @@ public final class OpenCLBackend: Backend {
     public let buildSource: String
     /// "cache" or "source" per kernel file.
     public let programOrigins: [String: String]
-    /// The tunables in use.
+    /// The tunables in use: the requested ones (or ``OpenCLTuning/forDeviceType(_:)``'s) with every local size
+    /// fitted to the device's limits and the built kernels' CL_KERNEL_WORK_GROUP_SIZE (see
+    /// ``OpenCLTuning/description``). Every launch uses exactly these local sizes.
     public let tuning: OpenCLTuning
     /// The program cache in use.
     public let cacheOptions: ProgramCacheOptions
@@ -124,10 +159,6 @@ public final class OpenCLBackend: Backend {
     }
     private let fusedEnabled = Locked(true)
 
-    /// Fixed local sizes of the row-wise and element-wise kernels (pocl compiles per local size).
-    static let rowLocal = [8]
-    static let elementLocal = [64]
-    static let packLocal = [64]
     /// Elements each sn_bytes_to_float work-item converts (SN_BYTES_PER_ITEM in activation.cl).
     static let bytesPerItem = 16
 
@@ -163,7 +194,8 @@ public final class OpenCLBackend: Backend {
     ///   - cache: where built program binaries are kept between runs; default
     ///     ``ProgramCacheOptions/fromEnvironment(_:)`` (`$XDG_CACHE_HOME/scratchnet`, off with
     ///     `SCRATCHNET_NO_CACHE=1`).
-    ///   - tuning: kernel tunables; default ``OpenCLTuning/forDeviceType(_:)`` of the device.
+    ///   - tuning: kernel tunables; default ``OpenCLTuning/forDeviceType(_:)`` of the device. Local sizes the
+    ///     device cannot run are shrunk (``tuning`` is the result), never rejected.
     ///
     /// `SCRATCHNET_FAULT` (FaultInjection.swift) injects OpenCL failures for testing; it is unset normally.
     public convenience init(
@@ -194,13 +226,9 @@ public final class OpenCLBackend: Backend {
             kind: .opencl(index: deviceIndex), name: dev.info.name, type: dev.info.type,
             platform: dev.info.platformName, parity: dev.info.parity)
         let tuning = tuning ?? OpenCLTuning.forDeviceType(dev.info.type)
-        guard tuning.tileCols >= 8, tuning.tileCols % 8 == 0, tuning.tileRows >= 1, tuning.netRows >= 1,
-            tuning.netMaxWidth % tuning.tileCols == 0, (1...4).contains(tuning.netMaxLayers),
-            tuning.gemmLocal.count == 2, tuning.netLocal >= 1
-        else {
+        guard tuning.isValid else {
             throw BackendError.device("invalid OpenCL tuning \(tuning)")
         }
-        self.tuning = tuning
         let cacheOptions = cache ?? ProgramCacheOptions.fromEnvironment()
         self.cacheOptions = cacheOptions
         let programCache = ProgramCache(options: cacheOptions)
@@ -212,9 +240,10 @@ public final class OpenCLBackend: Backend {
         context = ctx
         queue = try CLQueue(context: ctx)
 
-        let options = KernelSources.buildOptions(
+        let lossCapacity = OpenCLTuning.lossGroupCapacity(device: dev.info.limits)
+        var options = KernelSources.buildOptions(
             correctlyRoundedDivide: dev.info.floatCapabilities.contains("correctly rounded divide/sqrt"),
-            defines: tuning.defines)
+            defines: tuning.defines(lossGroupCapacity: lossCapacity))
         var origins: [String: String] = [:]
         var keys: [String] = []
         func build(_ file: String) throws -> CLProgram {
@@ -250,8 +279,34 @@ public final class OpenCLBackend: Backend {
         bytesKernel = try CLKernel(program: elementwise, name: "sn_bytes_to_float")
         softmaxKernel = try CLKernel(program: try build("softmax.cl"), name: "sn_softmax_rows")
         argmaxKernel = try CLKernel(program: try build("argmax.cl"), name: "sn_argmax_rows")
-        netKernel = try CLKernel(program: try build("net.cl"), name: "sn_net")
-        training = try TrainingKernels(program: try build("train.cl"))
+        var net = try CLKernel(program: try build("net.cl"), name: "sn_net")
+        training = try TrainingKernels(program: try build("train.cl"), lossGroupCapacity: lossCapacity)
+        // The effective tuning. sn_net keeps rows of SN_NET_ROWS×SN_NET_MAXW floats in private memory: where it
+        // cannot run at all (CL_KERNEL_WORK_GROUP_SIZE 0) net.cl is rebuilt narrower, and at the narrowest the
+        // fitted tuning runs every network layer by layer. Then every fixed local size is fitted to the device
+        // and to the strictest kernel that launches with it, once: launches use exactly these local sizes.
+        var netTuning = tuning
+        while net.limits.workGroupSize == 0, let narrower = netTuning.narrowerNetWidth {
+            netTuning.netMaxWidth = narrower
+            options = KernelSources.buildOptions(
+                correctlyRoundedDivide: dev.info.floatCapabilities.contains("correctly rounded divide/sqrt"),
+                defines: netTuning.defines(lossGroupCapacity: lossCapacity))
+            net = try CLKernel(program: try build("net.cl"), name: "sn_net")
+        }
+        netKernel = net
+        let families: [OpenCLTuning.KernelFamily: [CLKernel]] = [
+            .gemm: [matmulKernel, affineKernel, matmulPackedKernel, affinePackedKernel, training.matmulTN,
+                    training.matmulNT],
+            .net: [net],
+            .row: [softmaxKernel, argmaxKernel],
+            .element: [applyKernel, bytesKernel, training.sumColumns, training.activationBackward,
+                       training.softmaxCrossEntropyBackward, training.update],
+            .pack: [packKernel],
+            .loss: [training.lossGroup],
+        ]
+        self.tuning = netTuning.fitted(
+            to: dev.info.limits, kernels: families.compactMapValues { OpenCLKernelLimits.strictest($0.map(\.limits)) },
+            lossGroupCapacity: lossCapacity)
         placeholder = try CLBuffer(context: ctx, byteCount: 64)
         programOrigins = origins
         programKeys = keys
@@ -333,7 +388,7 @@ public final class OpenCLBackend: Backend {
             // y (n) = float(x (n) bytes) / divisor, 16 elements per work-item
             let n = s.count
             let items = (n + Self.bytesPerItem - 1) / Self.bytesPerItem
-            try launch(bytesKernel, global: [Self.roundUp(items, Self.elementLocal[0])], local: Self.elementLocal) {
+            try launch(bytesKernel, global: [Self.roundUp(items, tuning.elementLocal)], local: [tuning.elementLocal]) {
                 k throws(OpenCLError) in
                 try k.setArg(0, Int32(n))
                 try k.setArg(1, divisor)
@@ -446,7 +501,7 @@ public final class OpenCLBackend: Backend {
         guard x.count > 0 else { return }
         // In place too (identity included): the kernel stores NaNs canonically, as the CPU path does.
         // y (N,M) = act(x (N,M)), one work-item per element
-        try launch(applyKernel, global: [Self.roundUp(x.count, Self.elementLocal[0])], local: Self.elementLocal) { k throws(OpenCLError) in
+        try launch(applyKernel, global: [Self.roundUp(x.count, tuning.elementLocal)], local: [tuning.elementLocal]) { k throws(OpenCLError) in
             try k.setArg(0, Int32(x.count))
             try k.setArg(1, Self.code(activation))
             try k.setArg(2, xb)
@@ -460,7 +515,7 @@ public final class OpenCLBackend: Backend {
         written(y)
         guard x.count > 0 else { return }
         // y (N,M) = softmax of each row of x (N,M), one work-item per row
-        try launch(softmaxKernel, global: [Self.roundUp(x.rows, Self.rowLocal[0])], local: Self.rowLocal) { k throws(OpenCLError) in
+        try launch(softmaxKernel, global: [Self.roundUp(x.rows, tuning.rowLocal)], local: [tuning.rowLocal]) { k throws(OpenCLError) in
             try k.setArg(0, Int32(x.rows))
             try k.setArg(1, Int32(x.cols))
             try k.setArg(2, xb)
@@ -475,7 +530,7 @@ public final class OpenCLBackend: Backend {
         try result.withUnsafeMutableBufferPointer { out in
             try withIndexBuffer(rows: x.rows, into: out) { buffer throws(OpenCLError) in
                 // out (N) = index of the largest value of each row of x (N,M), one work-item per row
-                try launch(argmaxKernel, global: [Self.roundUp(x.rows, Self.rowLocal[0])], local: Self.rowLocal) {
+                try launch(argmaxKernel, global: [Self.roundUp(x.rows, tuning.rowLocal)], local: [tuning.rowLocal]) {
                     k throws(OpenCLError) in
                     try k.setArg(0, Int32(x.rows))
                     try k.setArg(1, Int32(x.cols))
@@ -708,7 +763,7 @@ public final class OpenCLBackend: Backend {
             if let cached { return cached }
             let buffer = try CLBuffer(context: context, byteCount: count * MemoryLayout<Float>.stride)
             // p (panels, K, SN_TN) = m (K, M) by column panels; one work-item per panel row
-            try launch(packKernel, global: [Self.roundUp(panels * m.rows, Self.packLocal[0])], local: Self.packLocal) {
+            try launch(packKernel, global: [Self.roundUp(panels * m.rows, tuning.packLocal)], local: [tuning.packLocal]) {
                 k throws(OpenCLError) in
                 try k.setArg(0, Int32(m.rows))
                 try k.setArg(1, Int32(m.cols))
@@ -720,16 +775,24 @@ public final class OpenCLBackend: Backend {
         }
     }
 
-    /// Sets arguments and enqueues under the launch lock (clSetKernelArg is not thread-safe per kernel).
+    /// Sets arguments and enqueues under the launch lock (clSetKernelArg is not thread-safe per kernel), at
+    /// exactly the local size given (from ``tuning``); `global` must be a multiple of it in every dimension.
     func launch(
         _ kernel: CLKernel, global: [Int], local: [Int], setArgs: (CLKernel) throws(OpenCLError) -> Void
     ) throws(OpenCLError) {
+        // `local` is one of the effective tuning's local sizes, fitted to this kernel in init; it is never
+        // replaced here (no driver-chosen local sizes: a launch runs the configuration a self-check ran).
+        let size = local.reduce(1, *)
+        guard size <= kernel.maxWorkGroupSize else {
+            throw OpenCLError(
+                code: CL_INVALID_WORK_GROUP_SIZE, call: "clEnqueueNDRangeKernel(\(kernel.name))",
+                hint: "local size \(local) exceeds the kernel's CL_KERNEL_WORK_GROUP_SIZE \(kernel.maxWorkGroupSize) "
+                    + "on \(info.name); launches must use OpenCLBackend.tuning's fitted local sizes")
+        }
         launchLock.lock()
         defer { launchLock.unlock() }
         try setArgs(kernel)
-        // A device may allow smaller work-groups for this kernel than our fixed size: then let it choose.
-        let fits = local.reduce(1, *) <= kernel.maxWorkGroupSize
-        try queue.launch(kernel, global: global, local: fits ? local : nil)
+        try queue.launch(kernel, global: global, local: local)
     }
 
     /// Global size of a gemm launch covering rows×cols outputs with SN_TM×SN_TN tiles.

@@ -28,6 +28,12 @@ public struct OpenCLDeviceInfo: Sendable, Hashable, CustomStringConvertible {
     public let globalMemoryBytes: UInt64
     /// CL_DEVICE_MAX_MEM_ALLOC_SIZE in bytes (the largest single buffer).
     public let maxAllocationBytes: UInt64
+    /// CL_DEVICE_MAX_WORK_GROUP_SIZE: the most work-items in one work-group, for any kernel.
+    public let maxWorkGroupSize: Int
+    /// CL_DEVICE_MAX_WORK_ITEM_SIZES: the largest local size in each dimension.
+    public let maxWorkItemSizes: [Int]
+    /// CL_DEVICE_LOCAL_MEM_SIZE in bytes (the local memory one work-group may use).
+    public let localMemoryBytes: UInt64
     /// CL_DEVICE_VERSION, e.g. "OpenCL 3.0 PoCL ...".
     public let deviceVersion: String
     /// CL_DEVICE_OPENCL_C_VERSION, e.g. "OpenCL C 1.2 PoCL".
@@ -42,6 +48,13 @@ public struct OpenCLDeviceInfo: Sendable, Hashable, CustomStringConvertible {
 
     /// "opencl:N".
     public var id: String { "opencl:\(index)" }
+
+    /// The launch limits, for fitting local sizes (DeviceLimits.swift).
+    package var limits: OpenCLDeviceLimits {
+        OpenCLDeviceLimits(
+            maxWorkGroupSize: maxWorkGroupSize, maxWorkItemSizes: maxWorkItemSizes,
+            localMemoryBytes: Int(clamping: localMemoryBytes))
+    }
 
     /// "opencl:N (name, type, platform)".
     public var description: String { "\(id) (\(name), \(type), \(platformName))" }
@@ -221,13 +234,18 @@ public enum OpenCLDevices {
         let units: cl_uint = try deviceValue(device, CL_DEVICE_MAX_COMPUTE_UNITS)
         let global: cl_ulong = try deviceValue(device, CL_DEVICE_GLOBAL_MEM_SIZE)
         let maxAlloc: cl_ulong = try deviceValue(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE)
+        let maxGroup: Int = try deviceValue(device, CL_DEVICE_MAX_WORK_GROUP_SIZE)
+        let dimensions: cl_uint = try deviceValue(device, CL_DEVICE_MAX_WORK_ITEM_DIMENSIONS)
+        let itemSizes = try deviceSizes(device, CL_DEVICE_MAX_WORK_ITEM_SIZES, count: Int(dimensions))
+        let localMemory: cl_ulong = try deviceValue(device, CL_DEVICE_LOCAL_MEM_SIZE)
         return OpenCLDeviceInfo(
             index: index, platformName: platformName, platformVendor: platformVendor,
             platformVersion: platformVersion,
             name: try deviceString(device, CL_DEVICE_NAME).trimmingCharacters(in: .whitespaces),
             vendor: try deviceString(device, CL_DEVICE_VENDOR),
             type: typeName(typeBits), computeUnits: Int(units), globalMemoryBytes: global,
-            maxAllocationBytes: maxAlloc,
+            maxAllocationBytes: maxAlloc, maxWorkGroupSize: maxGroup, maxWorkItemSizes: itemSizes,
+            localMemoryBytes: localMemory,
             deviceVersion: try deviceString(device, CL_DEVICE_VERSION),
             openCLCVersion: try deviceString(device, CL_DEVICE_OPENCL_C_VERSION),
             driverVersion: try deviceString(device, CL_DRIVER_VERSION),
@@ -272,6 +290,16 @@ public enum OpenCLDevices {
         }
         try check(status, "clGetDeviceInfo(0x\(String(param, radix: 16)))")
         return value
+    }
+
+    /// A size_t[count] device property (CL_DEVICE_MAX_WORK_ITEM_SIZES).
+    static func deviceSizes(_ device: cl_device_id, _ param: Int32, count: Int) throws(OpenCLError) -> [Int] {
+        var values = [Int](repeating: 0, count: max(count, 1))
+        let status = values.withUnsafeMutableBytes { raw in
+            clGetDeviceInfo(device, cl_device_info(param), raw.count, raw.baseAddress, nil)
+        }
+        try check(status, "clGetDeviceInfo(0x\(String(param, radix: 16)))")
+        return Array(values.prefix(count))
     }
 
     static func deviceString(_ device: cl_device_id, _ param: Int32) throws(OpenCLError) -> String {

@@ -16,8 +16,11 @@ struct TrainingKernels: Sendable {
     let lossGroup: CLKernel
     let softmaxCrossEntropyBackward: CLKernel
     let update: CLKernel
+    /// The SN_LOSS_WG train.cl was built with: the most work-items sn_loss_group takes (its local array).
+    let lossGroupCapacity: Int
 
-    init(program: CLProgram) throws(OpenCLError) {
+    init(program: CLProgram, lossGroupCapacity: Int) throws(OpenCLError) {
+        self.lossGroupCapacity = lossGroupCapacity
         matmulTN = try CLKernel(program: program, name: "sn_matmul_tn")
         matmulNT = try CLKernel(program: program, name: "sn_matmul_nt")
         sumColumns = try CLKernel(program: program, name: "sn_sum_columns")
@@ -30,17 +33,20 @@ struct TrainingKernels: Sendable {
 }
 
 extension OpenCLBackend {
-    /// The largest work-group of sn_loss_group (SN_LOSS_WG in train.cl, the size of its local array).
+    /// The largest work-group of sn_loss_group (train.cl's default SN_LOSS_WG, the size of its local array;
+    /// devices with less local memory build it smaller, ``OpenCLTuning/lossGroupCapacity(device:)``).
     static let lossGroup = 64
     /// Values each sn_update work-item steps (one float8).
     static let updatePerItem = 8
 
-    /// The work-group size the losses use on this device: 1 (sn_loss, one work-item, no barriers: pocl runs
-    /// barriers inside loops slowly) on CPUs, ``lossGroup`` (sn_loss_group) on GPUs and accelerators, where
-    /// one work-item alone is slow. Same bits either way.
-    package var lossWorkGroup: Int {
-        info.type == "GPU" || info.type == "accelerator" ? Self.lossGroup : 1
-    }
+    /// The work-group size the losses use on this device, ``OpenCLTuning/lossLocal`` of the effective tuning:
+    /// 1 (sn_loss, one work-item, no barriers: pocl runs barriers inside loops slowly) on CPUs, up to
+    /// ``lossGroup`` (sn_loss_group) on GPUs and accelerators, where one work-item alone is slow, as far as
+    /// the device's work-group limits and local memory allow. Same bits either way.
+    package var lossWorkGroup: Int { tuning.lossLocal }
+
+    /// The SN_LOSS_WG train.cl was built with on this device (``OpenCLTuning/lossGroupCapacity(device:)``).
+    package var lossGroupCapacity: Int { training.lossGroupCapacity }
 
     /// sn_loss modes.
     enum LossMode: Int32 {
@@ -89,7 +95,7 @@ extension OpenCLBackend {
         guard y.count > 0 else { return }
         // y (1,M) = Σₙ x (N,M) [n]; one work-item per column, rows top to bottom (N = 0 stores +0s)
         try launch(
-            training.sumColumns, global: [Self.roundUp(x.cols, Self.elementLocal[0])], local: Self.elementLocal
+            training.sumColumns, global: [Self.roundUp(x.cols, tuning.elementLocal)], local: [tuning.elementLocal]
         ) { k throws(OpenCLError) in
             try k.setArg(0, Int32(x.rows))
             try k.setArg(1, Int32(x.cols))
@@ -109,8 +115,8 @@ extension OpenCLBackend {
         guard dx.count > 0 else { return }
         // dx (N,M) = act'(y (N,M), dy (N,M)); one work-item per element
         try launch(
-            training.activationBackward, global: [Self.roundUp(dx.count, Self.elementLocal[0])],
-            local: Self.elementLocal
+            training.activationBackward, global: [Self.roundUp(dx.count, tuning.elementLocal)],
+            local: [tuning.elementLocal]
         ) { k throws(OpenCLError) in
             try k.setArg(0, Int32(dx.count))
             try k.setArg(1, Self.code(activation))
@@ -129,7 +135,7 @@ extension OpenCLBackend {
     }
 
     /// ``crossEntropy(_:targets:into:at:)`` with an explicit work-group size (1: sn_loss; more: sn_loss_group,
-    /// at most ``lossGroup``), so tests can run both kernels on any device.
+    /// at most ``lossGroup``, shrunk to what the device allows), so tests can run both kernels on any device.
     package func crossEntropy(
         _ y: DeviceMatrix, targets t: DeviceMatrix, into loss: DeviceMatrix, at index: Int, workGroup: Int
     ) throws {
@@ -155,8 +161,8 @@ extension OpenCLBackend {
         guard dx.count > 0 else { return }
         // dx (N,C) = (y (N,C) - t) / N, t one-hot (N,C) or labels (N,1); one work-item per element
         try launch(
-            training.softmaxCrossEntropyBackward, global: [Self.roundUp(dx.count, Self.elementLocal[0])],
-            local: Self.elementLocal
+            training.softmaxCrossEntropyBackward, global: [Self.roundUp(dx.count, tuning.elementLocal)],
+            local: [tuning.elementLocal]
         ) { k throws(OpenCLError) in
             try k.setArg(0, Int32(y.rows))
             try k.setArg(1, Int32(y.cols))
@@ -190,7 +196,7 @@ extension OpenCLBackend {
         let (code, c0, c1, c2) = rule.coefficients
         // p (N,M) and its state (N,M) updated in place from g (N,M); one work-item per 8 elements
         let items = (p.count + Self.updatePerItem - 1) / Self.updatePerItem
-        try launch(training.update, global: [Self.roundUp(items, Self.elementLocal[0])], local: Self.elementLocal) {
+        try launch(training.update, global: [Self.roundUp(items, tuning.elementLocal)], local: [tuning.elementLocal]) {
             k throws(OpenCLError) in
             try k.setArg(0, Int32(p.count))
             try k.setArg(1, code)
@@ -227,8 +233,11 @@ extension OpenCLBackend {
         // Only one value is written: keep the others (convert pending bytes first), drop the packed copy.
         let lb = try mem(loss, op)
         written(loss)
-        let kernel = workGroup == 1 ? training.loss : training.lossGroup
-        let group = max(1, min(workGroup, kernel.maxWorkGroupSize))
+        // The group fitted to the device like the tuning's (1: sn_loss, when sn_loss_group's local array does
+        // not fit the device's local memory), so an explicit size runs on any device too.
+        let group = OpenCLTuning.fitLossGroup(
+            workGroup, capacity: training.lossGroupCapacity, device: info.limits, kernel: training.lossGroup.limits)
+        let kernel = group == 1 ? training.loss : training.lossGroup
         // loss[index] = the loss of y (N,C) against t: one work-item computing and summing the terms in order,
         // or one work-group computing them in parallel and work-item 0 summing them in order
         try launch(kernel, global: [group], local: [group]) { k throws(OpenCLError) in

@@ -98,7 +98,8 @@ package final class CLQueue: @unchecked Sendable {
             "clEnqueueReadBuffer")
     }
 
-    /// Enqueues `kernel` over `global` work-items (1 to 3 dims) in work-groups of `local` (or driver-chosen if nil).
+    /// Enqueues `kernel` over `global` work-items (1 to 3 dims) in work-groups of `local` (driver-chosen if nil;
+    /// OpenCLBackend always passes its fitted local size).
     package func launch(_ kernel: CLKernel, global: [Int], local: [Int]?) throws(OpenCLError) {
         let g = global
         if let faults = context.faults, faults.shouldFail(.enqueue) {
@@ -238,8 +239,12 @@ package final class CLKernel: @unchecked Sendable {
     package let name: String
     /// Keeps the program alive as long as the kernel.
     package let program: CLProgram
-    /// CL_KERNEL_WORK_GROUP_SIZE: the largest work-group this kernel can be launched with on the device.
+    /// CL_KERNEL_WORK_GROUP_SIZE: the largest work-group this kernel can be launched with on the device
+    /// (at least 1; see ``limits`` for the value as reported).
     package let maxWorkGroupSize: Int
+    /// CL_KERNEL_WORK_GROUP_SIZE as reported (0 if the query failed: the kernel cannot run as built),
+    /// CL_KERNEL_LOCAL_MEM_SIZE (Int.max if unknown) and CL_KERNEL_PRIVATE_MEM_SIZE (0 if unknown).
+    package let limits: OpenCLKernelLimits
 
     package init(program: CLProgram, name: String) throws(OpenCLError) {
         var status: cl_int = CL_SUCCESS
@@ -255,11 +260,26 @@ package final class CLKernel: @unchecked Sendable {
         self.name = name
         self.program = program
         program.faults?.created("kernel")
-        var size = 0
-        let q = clGetKernelWorkGroupInfo(
-            kernel, program.device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE), MemoryLayout<Int>.size, &size, nil)
-        // If the driver cannot say, assume the smallest possible limit (launches then let the driver choose).
-        self.maxWorkGroupSize = q == CL_SUCCESS && size > 0 ? size : 1
+        let groupSize: Int? = Self.workGroupInfo(kernel, program.device, CL_KERNEL_WORK_GROUP_SIZE)
+        let local: cl_ulong? = Self.workGroupInfo(kernel, program.device, CL_KERNEL_LOCAL_MEM_SIZE)
+        let privateBytes: cl_ulong? = Self.workGroupInfo(kernel, program.device, CL_KERNEL_PRIVATE_MEM_SIZE)
+        self.limits = OpenCLKernelLimits(
+            workGroupSize: groupSize ?? 0,
+            localMemoryBytes: local.map { Int(clamping: $0) } ?? Int.max,
+            privateMemoryBytes: privateBytes.map { Int(clamping: $0) } ?? 0)
+        // If the driver cannot say, assume the smallest possible limit.
+        self.maxWorkGroupSize = max(1, groupSize ?? 1)
+    }
+
+    /// One clGetKernelWorkGroupInfo value, nil if the query fails.
+    private static func workGroupInfo<T: FixedWidthInteger>(
+        _ kernel: cl_kernel, _ device: cl_device_id, _ param: Int32
+    ) -> T? {
+        var value: T = 0
+        let status = withUnsafeMutableBytes(of: &value) { raw in
+            clGetKernelWorkGroupInfo(kernel, device, cl_kernel_work_group_info(param), raw.count, raw.baseAddress, nil)
+        }
+        return status == CL_SUCCESS ? value : nil
     }
 
     deinit {
