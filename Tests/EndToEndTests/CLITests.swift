@@ -90,6 +90,21 @@ struct CLITests {
         #expect(gpu.stdout.isEmpty)
     }
 
+    @Test("pocl with an unwritable kernel cache: the no-device error names the folder and POCL_CACHE_DIR")
+    func poclUnwritableCache() throws {
+        guard try Book.openCLBackend() != nil else { return }
+        // Only pocl's ICD, so no other platform supplies a device; /dev/null/kcache can never be created.
+        let vendors = try emptyVendorsFolder()
+        try FileManager.default.copyItem(atPath: "/etc/OpenCL/vendors/pocl.icd", toPath: vendors + "/pocl.icd")
+        let r = try CLI.run(
+            ["infer", "--device", "opencl"], environment: ["OCL_ICD_VENDORS": vendors, "POCL_CACHE_DIR": "/dev/null/kcache"])
+        #expect(r.status == 2, "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.isEmpty)
+        #expect(r.stderr.contains("/dev/null/kcache cannot be written"), "\(r.stderr)")
+        #expect(r.stderr.contains("set POCL_CACHE_DIR to a writable folder"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "one line: \(r.stderr)")
+    }
+
     @Test("devices: lists pocl with its parity capability and a passing self-check")
     func devices() throws {
         guard try Book.openCLBackend() != nil else { return }
