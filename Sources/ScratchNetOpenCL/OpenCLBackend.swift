@@ -235,7 +235,9 @@ public final class OpenCLBackend: Backend {
 
         let sources = KernelSources(kernelDirectory: kernelDirectory)
         kernelOrigin = sources.origin
-        let ctx = try CLContext(device: dev.device, faults: faults)
+        let ctx = try CLContext(
+            device: dev.device, faults: faults,
+            keepsReleasedBuffers: OclgrindBufferQuirk.applies(toPlatform: dev.info.platformName))
         self.faults = faults
         context = ctx
         queue = try CLQueue(context: ctx)

@@ -14,6 +14,7 @@
 
 import COpenCL
 import Foundation
+import ScratchNet
 
 /// An OpenCL context for one device.
 package final class CLContext: @unchecked Sendable {
@@ -21,8 +22,12 @@ package final class CLContext: @unchecked Sendable {
     package let device: cl_device_id
     /// Injected faults for everything made in this context (nil: none, the normal case).
     package let faults: FaultInjector?
+    /// Buffers of this context are never released (see ``OclgrindBufferQuirk``): true only on oclgrind.
+    package let keepsReleasedBuffers: Bool
 
-    package init(device: cl_device_id, faults: FaultInjector? = nil) throws(OpenCLError) {
+    /// - Parameter keepsReleasedBuffers: never release a buffer's handle (for oclgrind's stale shadow memory,
+    ///   ``OclgrindBufferQuirk``); false everywhere else.
+    package init(device: cl_device_id, faults: FaultInjector? = nil, keepsReleasedBuffers: Bool = false) throws(OpenCLError) {
         var status: cl_int = CL_SUCCESS
         var dev: cl_device_id? = device
         let ctx = clCreateContext(nil, 1, &dev, nil, nil, &status)
@@ -32,6 +37,7 @@ package final class CLContext: @unchecked Sendable {
         self.handle = ctx
         self.device = device
         self.faults = faults
+        self.keepsReleasedBuffers = keepsReleasedBuffers
         faults?.created("context")
     }
 
@@ -341,8 +347,33 @@ package final class CLBuffer: @unchecked Sendable {
     }
 
     deinit {
-        _ = clReleaseMemObject(handle)
+        if context.keepsReleasedBuffers {
+            OclgrindBufferQuirk.keep(handle)
+        } else {
+            _ = clReleaseMemObject(handle)
+        }
         context.faults?.released("buffer")
+    }
+}
+
+/// oclgrind 21.10's `--uninitialized` check keeps the shadow memory of a released buffer and hands it to the
+/// next buffer that reuses its index: a buffer that only a kernel writes (the packed weight panels) then reads
+/// as uninitialised past the old buffer's size, and oclgrind reports "Controlflow depends on uninitialized
+/// value" although every result is correct (reproducer: `Tests/Oclgrind/stale-shadow.c`). Writing zeros from
+/// the host would hide the reports, and with them real reads of memory no kernel wrote; instead, on oclgrind
+/// only, no buffer is released, so every buffer gets a fresh index whose shadow starts uninitialised. The
+/// memory stays held until the process ends, which the small shapes run under the simulator can afford.
+package enum OclgrindBufferQuirk {
+    /// True for oclgrind's platform, the only one that needs ``keep(_:)``.
+    package static func applies(toPlatform name: String) -> Bool {
+        name.range(of: "oclgrind", options: .caseInsensitive) != nil
+    }
+
+    private static let kept = Locked<[cl_mem]>([])
+
+    /// Holds `handle` for the rest of the process instead of releasing it.
+    static func keep(_ handle: cl_mem) {
+        kept.withLock { $0.append(handle) }
     }
 }
 
