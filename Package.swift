@@ -1,15 +1,27 @@
 // swift-tools-version:6.0
 // ScratchNet: the networks of "Deep Learning from Scratch" on OpenCL devices and a pure-Swift CPU path,
 // with bitwise-identical results on every device.
+import Foundation
 import PackageDescription
 
 // Bitwise parity needs every multiply-add to be a real fused multiply-add. On x86-64 Swift only emits
-// `vfmadd` when the target CPU has FMA; otherwise `addingProduct` becomes a slow `fmaf` library call
-// (same bits, ~10x slower). "haswell" (x86-64-v3: Intel 2013+, AMD Zen+) has FMA and AVX2. Override with
-// SCRATCHNET_TARGET_CPU=native (or =none to build for baseline x86-64) when building.
+// `vfmadd` when the target CPU has FMA; otherwise `addingProduct` becomes a `fmaf` library call (same bits,
+// ~40x slower in the CPU path). "haswell" (= x86-64-v3: Intel 2013+, AMD Zen+; swiftc does not accept the
+// name x86-64-v3) has FMA and AVX2. Override with SCRATCHNET_TARGET_CPU=native, or =none for baseline x86-64.
+//
+// SwiftPM refuses `.unsafeFlags` in a package that is a version-based dependency ("contains unsafe build
+// flags"), so the flag is set only when ScratchNet is the root package. A package that depends on ScratchNet
+// by version builds it without the flag; it gets the same bits but slower, a one-line warning at run time
+// (`FusedMultiplyAddCodegen`), and the README's one consumer setting (`-Xswiftc -target-cpu -Xswiftc haswell`)
+// makes it fast again. SwiftPM places a dependency in `.build/checkouts/NAME`, and while it resolves a graph
+// it evaluates a dependency's manifest without its folder (no Package.swift at packageDirectory).
+let packageDirectory = URL(fileURLWithPath: Context.packageDirectory)
+let isVersionedDependency = packageDirectory.deletingLastPathComponent().lastPathComponent == "checkouts"
+    || !FileManager.default.fileExists(atPath: packageDirectory.appendingPathComponent("Package.swift").path)
 let targetCPU = Context.environment["SCRATCHNET_TARGET_CPU"] ?? "haswell"
 #if arch(x86_64)
-let cpuFlags: [SwiftSetting] = targetCPU == "none" ? [] : [.unsafeFlags(["-target-cpu", targetCPU])]
+let cpuFlags: [SwiftSetting] =
+    targetCPU == "none" || isVersionedDependency ? [] : [.unsafeFlags(["-target-cpu", targetCPU])]
 #else
 let cpuFlags: [SwiftSetting] = []
 #endif
@@ -18,7 +30,11 @@ let package = Package(
     name: "ScratchNet",
     platforms: [.macOS(.v13)],
     products: [
-        .library(name: "ScratchNet", targets: ["ScratchNet", "ScratchNetOpenCL", "ScratchNetIO"]),
+        // One product per module: a CPU-only user links `ScratchNet` (and `ScratchNetIO` for files) and never
+        // the OpenCL loader.
+        .library(name: "ScratchNet", targets: ["ScratchNet"]),
+        .library(name: "ScratchNetOpenCL", targets: ["ScratchNetOpenCL"]),
+        .library(name: "ScratchNetIO", targets: ["ScratchNetIO"]),
         .executable(name: "scratchnet", targets: ["scratchnet"]),
         .executable(name: "scratchnet-fuzz", targets: ["ScratchNetFuzz"]),
     ],

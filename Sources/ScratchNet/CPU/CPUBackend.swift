@@ -26,7 +26,18 @@ public final class CPUBackend: Backend {
         self.device = DeviceDescription(
             kind: .cpu, name: "Swift CPU", type: "host",
             platform: "pure Swift, \(n) thread\(n == 1 ? "" : "s")", parity: .guaranteed)
+        _ = CPUBackend.fmaWarningShown
     }
+
+    /// Prints ``FusedMultiplyAddCodegen/warning`` to stderr the first time a CPU backend is made in a process
+    /// (a static `let` runs once), unless SCRATCHNET_NO_FMA_WARNING=1.
+    private static let fmaWarningShown: Bool = {
+        guard let warning = FusedMultiplyAddCodegen.current.warning,
+            ProcessInfo.processInfo.environment["SCRATCHNET_NO_FMA_WARNING"] != "1"
+        else { return false }
+        FileHandle.standardError.write(Data((warning + "\n").utf8))
+        return true
+    }()
 
     // MARK: Memory
 
