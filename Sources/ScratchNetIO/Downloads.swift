@@ -185,10 +185,31 @@ public enum Downloads {
     }
 
     /// The book's weights: `$SCRATCHNET_WEIGHTS` if set; else `../shared/book/sample_weight.pkl` or
-    /// `./shared/book/sample_weight.pkl` (relative to the current directory) if present; else nil.
+    /// `./shared/book/sample_weight.pkl` (relative to the current directory) if present; else the copy in the box
+    /// (``bundledData``, `Data/book/sample_weight.pkl`); else nil.
     public static func defaultWeights(environment: [String: String]) -> URL? {
         if let path = environment["SCRATCHNET_WEIGHTS"], !path.isEmpty { return URL(fileURLWithPath: path) }
         return existing(["../shared/book/sample_weight.pkl", "./shared/book/sample_weight.pkl"], isDirectory: false)
+            ?? bundled("book/sample_weight.pkl", isDirectory: false)
+    }
+
+    /// The package's `Data/` folder (the MNIST test set and the book's `sample_weight.pkl`, with their licences),
+    /// found from where this source file was compiled, so it works from any current directory, for `swift run`,
+    /// `swift test` and a package that depends on ScratchNet (its checkout keeps the folder). Nil if it is gone
+    /// (a binary copied to another machine).
+    public static let bundledData: URL? = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()  // Sources/ScratchNetIO
+            .deletingLastPathComponent().deletingLastPathComponent()           // the package
+        let data = root.appendingPathComponent("Data")
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: data.path, isDirectory: &isDir) && isDir.boolValue ? data : nil
+    }()
+
+    /// `path` inside ``bundledData`` if it exists there as a folder (or file).
+    static func bundled(_ path: String, isDirectory: Bool) -> URL? {
+        guard let url = bundledData?.appendingPathComponent(path) else { return nil }
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) && isDir.boolValue == isDirectory ? url : nil
     }
 
     /// The first of `paths` (relative to the current directory) that exists as a folder (or file).

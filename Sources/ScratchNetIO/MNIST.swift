@@ -190,10 +190,12 @@ public enum MNIST {
     }
 
     /// `$MNIST_DIR` if set; else `../shared/mnist` or `./shared/mnist` (relative to the current directory) if
-    /// that folder exists; else nil.
+    /// that folder exists; else the test set in the box (``Downloads/bundledData``, `Data/mnist` of the package);
+    /// else nil.
     public static func defaultDirectory(environment: [String: String]) -> URL? {
         if let dir = environment["MNIST_DIR"], !dir.isEmpty { return URL(fileURLWithPath: dir) }
         return Downloads.existing(["../shared/mnist", "./shared/mnist"], isDirectory: true)
+            ?? Downloads.bundled("mnist", isDirectory: true)
     }
 
     /// Reads `name` (or, if absent, the same name without `.gz`) from `directory`.

@@ -32,7 +32,7 @@ func selectAndNote(_ spec: DeviceSpec, job: SelfCheckJob, checked: Bool) throws 
 }
 
 struct DataOptions: ParsableArguments {
-    @Option(help: "Folder with the MNIST IDX files (t10k-images-idx3-ubyte[.gz], ...). Default: $MNIST_DIR, else ../shared/mnist.")
+    @Option(help: "Folder with the MNIST IDX files (t10k-images-idx3-ubyte[.gz], ...). Default: $MNIST_DIR, else ../shared/mnist, else the test set in the box (Data/mnist).")
     var data: String?
 
     func directory() throws -> URL {
@@ -47,7 +47,7 @@ struct DataOptions: ParsableArguments {
 }
 
 struct WeightsOptions: ParsableArguments {
-    @Option(help: "Weights file: the book's sample_weight.pkl, .safetensors, .npz. Default: $SCRATCHNET_WEIGHTS, else ../shared/book/sample_weight.pkl.")
+    @Option(help: "Weights file: the book's sample_weight.pkl, .safetensors, .npz. Default: $SCRATCHNET_WEIGHTS, else ../shared/book/sample_weight.pkl, else the copy in the box (Data/book).")
     var weights: String?
 
     @Option(name: .customLong("activation"), help: "Hidden-layer activation: sigmoid or relu. Default: what a file written by `scratchnet train` records, else sigmoid (the book's).")

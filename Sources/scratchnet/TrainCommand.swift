@@ -24,7 +24,7 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var deviceOptions: DeviceOptions
 
-    @Option(help: "Folder with the training and test IDX files. Default: $MNIST_DIR, else ../shared/mnist.")
+    @Option(help: "Folder with the training and test IDX files. Default: $MNIST_DIR, else ../shared/mnist (Data/ in the box has only the test set).")
     var data: String?
 
     @Option(help: "Layer sizes, inputs first and classes last (the book's TwoLayerNet: 784,50,10).")

@@ -15,6 +15,21 @@ struct CLITests {
         #expect(report["images"] as? Int == 10_000)
     }
 
+    @Test("with no ../shared, no MNIST_DIR and no SCRATCHNET_WEIGHTS, the data in the box gives 0.9352")
+    func dataInTheBox() throws {
+        // A current directory whose ../shared does not exist, and the variables CI sets taken away.
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("scratchnet-box-\(UUID().uuidString)")
+        let cwd = root.appendingPathComponent("elsewhere")
+        try FileManager.default.createDirectory(at: cwd, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let unset = ["MNIST_DIR", "SCRATCHNET_WEIGHTS", "SCRATCHNET_DATA"]
+        let r = try CLI.run(["infer", "--device", "cpu"], removing: unset, directory: cwd)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("accuracy:   0.9352") || r.stdout.contains("accuracy: 0.9352"), "\(r.stdout)")
+        let p = try CLI.run(["parity", "--quick"], removing: unset, directory: cwd)
+        #expect(p.status == 0 && p.stdout.contains("PASS"), "\(p.stdout)\n\(p.stderr)")
+    }
+
     @Test("infer on OpenCL: 0.9352")
     func inferOpenCL() throws {
         guard try Book.openCLBackend() != nil else { return }

@@ -49,13 +49,20 @@ enum CLI {
             .deletingLastPathComponent().appendingPathComponent("scratchnet")
     }
 
-    static func run(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Result {
+    /// Runs the binary with `extra` added to this process's environment, the variables in `removing` taken out,
+    /// and `directory` (if given) as its current directory.
+    static func run(
+        _ arguments: [String], environment extra: [String: String] = [:], removing: [String] = [],
+        directory: URL? = nil
+    ) throws -> Result {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (k, v) in extra { env[k] = v }
+        for k in removing { env[k] = nil }
         process.environment = env
+        if let directory { process.currentDirectoryURL = directory }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -51,9 +51,32 @@ import Testing
         #expect(MNIST.defaultDirectory(environment: ["MNIST_DIR": "/some/where"])?.path == "/some/where")
         #expect(Downloads.defaultWeights(environment: ["SCRATCHNET_WEIGHTS": "/w.pkl"])?.path == "/w.pkl")
         #expect(Downloads.defaultDirectory(environment: ["SCRATCHNET_DATA": "/d"]).path == "/d")
-        // Without the variables: ../shared/... or ./shared/... if present, else nil.
+        // Without the variables: ../shared/... or ./shared/... if present, else the data in the box.
         let found = MNIST.defaultDirectory(environment: [:])
-        if let found { #expect(found.path.hasSuffix("shared/mnist")) }
+        #expect(found != nil)
+        #expect(found?.path.hasSuffix("shared/mnist") == true || found?.path.hasSuffix("Data/mnist") == true)
+        let weights = Downloads.defaultWeights(environment: [:])
+        #expect(weights?.path.hasSuffix("book/sample_weight.pkl") == true)
+    }
+
+    /// The data in the box: the files `download` would fetch, byte for byte (their SHA-256 digests), with their
+    /// licences, and a loadable 10,000-image test set.
+    @Test func dataInTheBoxIsTheDownloadedData() throws {
+        let data = try #require(Downloads.bundledData, "the package's Data/ folder is missing")
+        let items = Downloads.book(environment: [:])
+        for name in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "sample_weight.pkl"] {
+            let item = try #require(items.first { $0.name == name })
+            let url = data.appendingPathComponent(item.subfolder).appendingPathComponent(name)
+            #expect(item.accepts(SHA256.hex(try Data(contentsOf: url))), "\(url.path)")
+        }
+        for licence in ["LICENSE-MNIST.md", "LICENSE-book.md"] {
+            let text = try String(contentsOf: data.appendingPathComponent(licence), encoding: .utf8)
+            #expect(text.contains(licence == "LICENSE-MNIST.md" ? "Attribution-Share Alike 3.0" : "The MIT License"))
+        }
+        let test = try MNIST.load(directory: data.appendingPathComponent("mnist"), split: .test)
+        #expect(test.count == 10_000 && test.rows == 28 && test.cols == 28)
+        let weights = try WeightsFile.load(data.appendingPathComponent("book/sample_weight.pkl"))
+        #expect(weights["W1"]?.shape == [784, 50] && weights["b3"]?.shape == [10])
     }
 
     /// A temporary folder with the tiny fixture under MNIST's test-split names.
