@@ -1,5 +1,6 @@
-// `scratchnet infer`: the book's chapter-3 batch inference (neuralnet_mnist_batch.py) on one device; with
-// --errors, also a PNG grid of the misclassified test images captioned predicted→true.
+// `scratchnet infer`: the book's chapter-3 batch inference (neuralnet_mnist_batch.py) on one device, with the
+// evaluation around it: per-class accuracy and the confusion matrix (text, or --confusion as a PNG), --predictions
+// as CSV, and --errors, a PNG grid of the misclassified test images captioned predicted→true.
 
 import ArgumentParser
 import Foundation
@@ -29,6 +30,15 @@ struct InferCommand: ParsableCommand {
     @Option(help: "At most this many images in the --errors grid (the first misclassified ones by index).")
     var errorsLimit: Int = 100
 
+    @Option(help: ArgumentHelp(
+        "Write the confusion matrix as a PNG heat map (rows: true label, columns: predicted).", valueName: "file.png"))
+    var confusion: String?
+
+    @Option(help: ArgumentHelp(
+        "Write one CSV line per image: index,label,prediction,probability (of the predicted class; the shortest decimal that gives its float32 bits).",
+        valueName: "file.csv"))
+    var predictions: String?
+
     @OptionGroup var classOptions: ClassNameOptions
 
     struct Report: Codable {
@@ -48,6 +58,12 @@ struct InferCommand: ParsableCommand {
         /// With --errors: the PNG written and how many images it shows.
         var errorsFile: String?
         var errorsDrawn: Int?
+        /// Accuracy of each class (nil for a class the data does not have), by label.
+        var classAccuracy: [Double?]
+        /// confusion[label][predicted]: how many images of each label got each prediction.
+        var confusion: [[Int]]
+        var confusionFile: String?
+        var predictionsFile: String?
     }
 
     func validate() throws {
@@ -56,6 +72,9 @@ struct InferCommand: ParsableCommand {
     }
 
     func run() throws {
+        for (path, option) in [(errors, "--errors"), (confusion, "--confusion"), (predictions, "--predictions")] {
+            if let path { try checkOutputPath(path, option: option) }
+        }
         let weights = try weightsOptions.load()
         let test = try dataOptions.testSet()
         let t0 = now()
@@ -64,16 +83,43 @@ struct InferCommand: ParsableCommand {
         guard network.inputSize == test.rows * test.cols else {
             throw CLIError("the weights take \(network.inputSize) inputs but the images have \(test.rows)x\(test.cols) = \(test.rows * test.cols) pixels")
         }
+        if let top = test.labels.max(), Int(top) >= network.outputSize {
+            throw CLIError("the model has \(network.outputSize) classes but the data's labels go up to \(top) (\(Int(top) + 1) classes); use weights trained for this data")
+        }
         let t1 = now()
-        let predictions = try network.classify(bytes: test.images, count: test.count, batchSize: batchSize)
+        // The probabilities are downloaded only when the CSV needs them (the fused predict pass returns labels).
+        var probabilities: [Float] = []
+        let predictions: [Int]
+        if self.predictions != nil {
+            let result = try network.infer(bytes: test.images, count: test.count, batchSize: batchSize)
+            predictions = result.predictions
+            probabilities = result.probabilities
+        } else {
+            predictions = try network.classify(bytes: test.images, count: test.count, batchSize: batchSize)
+        }
         let t2 = now()
-        let correct = zip(predictions, test.labels).filter { $0 == Int($1) }.count
+        let matrix = try ConfusionMatrix(classes: network.outputSize, labels: test.labels, predictions: predictions)
+        let correct = matrix.correct
         let accuracy = Double(correct) / Double(max(test.count, 1))
         var report = Report(
             device: backend.device.id, deviceName: backend.device.name, images: test.count, batchSize: batchSize,
             accuracy: accuracy, correct: correct, seconds: t2 - t1,
             imagesPerSecond: Double(test.count) / (t2 - t1), setupSeconds: t1 - t0, peakRSSMiB: peakRSSMiB(),
-            misclassified: test.count - correct)
+            misclassified: test.count - correct,
+            classAccuracy: (0..<matrix.classes).map { matrix.accuracy(ofClass: $0) },
+            confusion: (0..<matrix.classes).map { r in (0..<matrix.classes).map { matrix[r, $0] } })
+        let names = try classOptions.names(dataDirectory: try dataOptions.directory())
+        if let confusion {
+            let url = URL(fileURLWithPath: confusion)
+            try ConfusionPicture.render(matrix, names: names?.short).write(to: url)
+            report.confusionFile = url.path
+        }
+        if let path = self.predictions {
+            let url = URL(fileURLWithPath: path)
+            try predictionsCSV(labels: test.labels, predictions: predictions, probabilities: probabilities,
+                               classes: network.outputSize).write(to: url, atomically: true, encoding: .utf8)
+            report.predictionsFile = url.path
+        }
         if let errors {
             let url = URL(fileURLWithPath: errors)
             let drawn = try writeErrorGrid(test, predictions: predictions, to: url)
@@ -93,7 +139,23 @@ struct InferCommand: ParsableCommand {
                 let which = drawn == report.misclassified ? "all \(drawn)" : "the first \(drawn)"
                 print("errors:     \(report.misclassified) misclassified; \(which) drawn in \(file)")
             }
+            if let file = report.confusionFile { print("confusion:  \(file)") }
+            if let file = report.predictionsFile { print("predictions: \(file)") }
+            print("")
+            print("confusion matrix (rows: true label, columns: predicted; accuracy per class):")
+            print(matrix.text(names: names?.short))
         }
+    }
+
+    /// "index,label,prediction,probability" lines; the probability is Float's shortest round-trip decimal, so
+    /// the same bits give the same text on every device.
+    func predictionsCSV(labels: [UInt8], predictions: [Int], probabilities: [Float], classes: Int) -> String {
+        var csv = "index,label,prediction,probability\n"
+        csv.reserveCapacity(predictions.count * 24)
+        for (i, (label, predicted)) in zip(labels, predictions).enumerated() {
+            csv += "\(i),\(label),\(predicted),\(probabilities[i * classes + predicted])\n"
+        }
+        return csv
     }
 
     /// Draws the first `errorsLimit` misclassified images (by index) as a grid captioned predicted→true;

@@ -149,3 +149,25 @@ func printJSON<T: Encodable>(_ value: T) throws {
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
+
+/// Fails before any work starts when `path` (the value of `option`) cannot be written: a folder by that name, a
+/// missing or unwritable folder, or a read-only file. The run would otherwise be lost at its end.
+func checkOutputPath(_ path: String, option: String) throws {
+    let fm = FileManager.default
+    let url = URL(fileURLWithPath: path)
+    var isDir: ObjCBool = false
+    if fm.fileExists(atPath: url.path, isDirectory: &isDir) {
+        if isDir.boolValue { throw CLIError("\(option) \(path) is a folder; give a file name in it") }
+        guard fm.isWritableFile(atPath: url.path) else {
+            throw CLIError("\(option) \(path) cannot be written (permission denied); choose another file or fix its permissions")
+        }
+        return
+    }
+    let folder = url.deletingLastPathComponent()
+    guard fm.fileExists(atPath: folder.path, isDirectory: &isDir), isDir.boolValue else {
+        throw CLIError("\(option) \(path): the folder \(folder.path) does not exist; create it or choose another path")
+    }
+    guard fm.isWritableFile(atPath: folder.path) else {
+        throw CLIError("\(option) \(path): the folder \(folder.path) cannot be written (permission denied); choose another path")
+    }
+}
