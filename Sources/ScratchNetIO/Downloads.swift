@@ -103,7 +103,18 @@ public enum Downloads {
         let session = URLSession(configuration: configuration)
         defer { session.finishTasksAndInvalidate() }
 
+        // Folders this call creates are removed again if a failure leaves them empty.
+        let fm = FileManager.default
+        let created = ([dir] + Set(items.map(\.subfolder)).sorted().map { dir.appendingPathComponent($0) })
+            .filter { !fm.fileExists(atPath: $0.path) }
         var failures: [LoadError] = []
+        defer {
+            if !failures.isEmpty {
+                for folder in created.reversed() where (try? fm.contentsOfDirectory(atPath: folder.path))?.isEmpty == true {
+                    try? fm.removeItem(at: folder)
+                }
+            }
+        }
         for item in items {
             do {
                 try await fetch(item, into: dir, session: session, log: log)
@@ -114,7 +125,7 @@ public enum Downloads {
         }
         guard !failures.isEmpty else { return }
         if failures.count == 1, let only = failures.first { throw only }
-        throw LoadError(dir.path, "\(failures.count) of \(items.count) files could not be fetched:\n  " + failures.map(\.description).joined(separator: "\n  "))
+        throw LoadError(dir.path, "\(failures.count) of \(items.count) files could not be fetched: " + failures.map(\.description).joined(separator: "; "))
     }
 
     private static func fetch(_ item: Item, into dir: URL, session: URLSession, log: @Sendable (String) -> Void) async throws(LoadError) {

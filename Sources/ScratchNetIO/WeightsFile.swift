@@ -16,8 +16,12 @@ public enum WeightsFile {
     /// file yields one entry named after the file (without extension).
     public static func load(_ url: URL) throws(LoadError) -> [String: Tensor] {
         let source = url.path
-        guard FileManager.default.fileExists(atPath: source) else {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory) else {
             throw LoadError(source, "weights file not found", fix: "pass --weights FILE, set SCRATCHNET_WEIGHTS, or download the book's sample_weight.pkl (scratchnet download)")
+        }
+        guard !isDirectory.boolValue else {
+            throw LoadError(source, "is a folder, not a weights file", fix: "pass the file itself, e.g. --weights \(url.appendingPathComponent("sample_weight.pkl").path)")
         }
         var data: Data
         do {

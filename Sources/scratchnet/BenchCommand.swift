@@ -21,7 +21,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Comma-separated batch sizes.")
     var batchSizes: String = "1,100,10000"
 
-    @Option(help: "Timed repetitions per measurement (after one warm-up); the best is reported with the spread.")
+    @Option(parsing: .unconditional, help: "Timed repetitions per measurement (after one warm-up); the best is reported with the spread.")
     var repeats: Int = 5
 
     @Flag(help: "Skip the child-process measurements (time to first result, peak memory).")
@@ -92,8 +92,8 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let sizes = try parseSizes(batchSizes, flag: "--batch-sizes")
-        let squares = try parseSizes(gemmSizes, flag: "--gemm-sizes")
+        let sizes = try parseSizes(batchSizes, flag: "--batch-sizes", example: "1,100,10000")
+        let squares = try parseSizes(gemmSizes, flag: "--gemm-sizes", example: "256,512,1024")
         let backends = try deviceList.backends()
         var throughput: [Throughput] = []
         var startup: [Startup] = []

@@ -16,7 +16,7 @@ struct InferCommand: ParsableCommand {
     @OptionGroup var weightsOptions: WeightsOptions
     @OptionGroup var dataOptions: DataOptions
 
-    @Option(help: "Images per batch (the book uses 100).")
+    @Option(parsing: .unconditional, help: "Images per batch (the book uses 100).")
     var batchSize: Int = 100
 
     @Flag(help: "Print the result as JSON.")
@@ -27,7 +27,7 @@ struct InferCommand: ParsableCommand {
         valueName: "file.png"))
     var errors: String?
 
-    @Option(help: "At most this many images in the --errors grid (the first misclassified ones by index).")
+    @Option(parsing: .unconditional, help: "At most this many images in the --errors grid (the first misclassified ones by index).")
     var errorsLimit: Int = 100
 
     @Option(help: ArgumentHelp(

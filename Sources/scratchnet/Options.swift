@@ -105,10 +105,10 @@ struct DeviceListOptions: ParsableArguments {
 }
 
 /// Parses "1,37,100" into positive integers, naming the flag on error.
-func parseSizes(_ text: String, flag: String) throws -> [Int] {
-    let sizes = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+func parseSizes(_ text: String, flag: String, example: String) throws -> [Int] {
+    let sizes = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
     guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
-        throw CLIError("\(flag) '\(text)': give positive whole numbers separated by commas, e.g. 1,100,10000")
+        throw CLIError("\(flag) '\(text)': every size must be a whole number of at least 1, separated by commas, e.g. \(example)")
     }
     return sizes.compactMap { $0 }
 }

@@ -31,7 +31,7 @@ struct ParityCommand: ParsableCommand {
     @Option(help: "Comma-separated batch sizes to run on every device.")
     var batchSizes: String = "1,37,100,10000"
 
-    @Option(help: "Classify only the first N test images (default: all).")
+    @Option(parsing: .unconditional, help: "Classify only the first N test images (default: all).")
     var limit: Int?
 
     @Flag(help: "Check a sample of \(Self.quickSample) evenly spread images on every device.")
@@ -40,7 +40,7 @@ struct ParityCommand: ParsableCommand {
     @Flag(help: "Check every image on every device, however slow.")
     var full = false
 
-    @Option(help: "Seconds a device may take for all its runs before it checks a sample instead.")
+    @Option(parsing: .unconditional, help: "Seconds a device may take for all its runs before it checks a sample instead.")
     var timeBudget: Double = 20
 
     @Flag(help: "Print the result as JSON.")
@@ -88,7 +88,7 @@ struct ParityCommand: ParsableCommand {
     }
 
     func run() throws {
-        let sizes = try parseSizes(batchSizes, flag: "--batch-sizes")
+        let sizes = try parseSizes(batchSizes, flag: "--batch-sizes", example: "1,100,10000")
         let weights = try weightsOptions.load()
         let test = try dataOptions.testSet()
         let count = min(limit ?? test.count, test.count)

@@ -47,12 +47,24 @@ struct ScratchNetCommand: AsyncParsableCommand {
                 print(fullMessage(for: error))  // --help, --version
                 return 0
             }
-            // One line even for an OpenCL build failure (its full build log is in the error, not on stderr).
+            // One line even for an OpenCL build failure (its full build log is in the error, not on stderr), and
+            // the whole text of every other error: its lines joined, so no reason is dropped.
             let text = (error as? OpenCLError)?.summary ?? message(for: error)
-            Console.error("error: \(text.split(separator: "\n").first.map(String.init) ?? text)")
+            Console.error("error: \(oneLine(text))")
             return 2
         }
     }
+}
+
+/// `text` on one line: its non-empty lines trimmed and joined with "; " (a space after a line ending in ":").
+func oneLine(_ text: String) -> String {
+    let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    var out = ""
+    for line in lines {
+        if !out.isEmpty { out += out.hasSuffix(":") ? " " : "; " }
+        out += line
+    }
+    return out
 }
 
 /// A failure the user can fix: the message names the file/flag and what to do.

@@ -69,19 +69,19 @@ struct ShowCommand: ParsableCommand {
     @Option(help: "Which split: test or train (train needs train-images-idx3-ubyte[.gz] in the data folder).")
     var set: MNIST.Split = .test
 
-    @Option(help: "Index of the first image.")
+    @Option(parsing: .unconditional, help: "Index of the first image.")
     var index: Int = 0
 
-    @Option(help: "How many images (up to the end of the set).")
+    @Option(parsing: .unconditional, help: "How many images (up to the end of the set).")
     var count: Int = 1
 
     @Option(help: "Write the images as a PNG grid to this file instead of drawing them in the terminal.")
     var png: String?
 
-    @Option(help: "PNG: each image pixel becomes a SCALE x SCALE square (1...16).")
+    @Option(parsing: .unconditional, help: "PNG: each image pixel becomes a SCALE x SCALE square (1...16).")
     var scale: Int = 2
 
-    @Option(help: "PNG: images per row. Default: about square.")
+    @Option(parsing: .unconditional, help: "PNG: images per row. Default: about square.")
     var columns: Int?
 
     @Flag(help: "Plain ASCII art even on a color terminal.")

@@ -36,16 +36,16 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "sgd, momentum, adagrad or adam.")
     var optimizer: OptimizerKind = .sgd
 
-    @Option(help: "Learning rate. Default: 0.1 for sgd (the book's train_neuralnet.py), else the book's default (0.01; adam 0.001).")
+    @Option(parsing: .unconditional, help: "Learning rate. Default: 0.1 for sgd (the book's train_neuralnet.py), else the book's default (0.01; adam 0.001).")
     var lr: Double?
 
-    @Option(help: "Passes over the training set.")
+    @Option(parsing: .unconditional, help: "Passes over the training set.")
     var epochs: Int = 10
 
-    @Option(help: "Images per step.")
+    @Option(parsing: .unconditional, help: "Images per step.")
     var batchSize: Int = 100
 
-    @Option(help: "Seed of the initial weights and the shuffle.")
+    @Option(parsing: .unconditional, help: "Seed of the initial weights and the shuffle.")
     var seed: UInt64 = 0
 
     @Option(help: "Initial weights: auto (He for relu, Xavier for sigmoid), he, xavier, or a standard deviation such as 0.01 (the book's TwoLayerNet).")
@@ -60,7 +60,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Learning curves as CSV. Default: next to --out with .csv; 'none' to skip.")
     var csv: String?
 
-    @Option(help: "Train on the first N training images only.")
+    @Option(parsing: .unconditional, help: "Train on the first N training images only.")
     var limit: Int?
 
     @Flag(help: "Skip the accuracy passes after each epoch (timing runs).")
@@ -92,7 +92,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func layerSizes() throws -> [Int] {
-        let sizes = try parseSizes(layers, flag: "--layers")
+        let sizes = try parseSizes(layers, flag: "--layers", example: "784,50,10")
         guard sizes.count >= 2 else {
             throw ValidationError("--layers needs at least two sizes (inputs and classes), e.g. 784,50,10; got '\(layers)'")
         }
@@ -113,6 +113,13 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Every output path is checked before the data is read, so a bad one never costs a training run.
+        let outURL = URL(fileURLWithPath: out)
+        let plotURL = sibling(plot, of: outURL, ext: "svg")
+        let csvURL = sibling(csv, of: outURL, ext: "csv")
+        try checkOutputPath(out, option: "--out")
+        if let plotURL { try checkOutputPath(plotURL.path, option: plot == nil ? "--plot (next to --out)" : "--plot") }
+        if let csvURL { try checkOutputPath(csvURL.path, option: csv == nil ? "--csv (next to --out)" : "--csv") }
         let directory: URL
         if let data { directory = URL(fileURLWithPath: data) } else if let dir = MNIST.defaultDirectory(environment: ProcessInfo.processInfo.environment) {
             directory = dir
@@ -136,8 +143,8 @@ struct TrainCommand: ParsableCommand {
             throw CLIError("--layers starts with \(sizes[0]) inputs but the images have \(trainSet.rows)x\(trainSet.cols) = \(train.features) pixels")
         }
         let classes = Int((trainSet.labels + testSet.labels).max() ?? 0) + 1
-        guard sizes[sizes.count - 1] >= classes else {
-            throw CLIError("--layers ends with \(sizes[sizes.count - 1]) outputs but the labels go up to \(classes - 1): the last size must be at least \(classes)")
+        guard sizes[sizes.count - 1] == classes else {
+            throw CLIError("--layers ends with \(sizes[sizes.count - 1]) outputs but the data has \(classes) classes (labels 0...\(classes - 1)): the last size must be \(classes), e.g. --layers \(train.features),50,\(classes)")
         }
 
         let backend = try deviceOptions.select(job: .training)
@@ -146,9 +153,6 @@ struct TrainCommand: ParsableCommand {
             layerSizes: sizes, activation: activation, initialization: weightInit(), optimizer: optimizer,
             learningRate: learningRate, batchSize: batchSize, seed: seed, backend: backend)
 
-        let outURL = URL(fileURLWithPath: out)
-        let plotURL = sibling(plot, of: outURL, ext: "svg")
-        let csvURL = sibling(csv, of: outURL, ext: "csv")
         let log = StandardError()
         if !json {
             log.line("training \(sizes.map(String.init).joined(separator: "-")) \(activation.rawValue), \(optimizer.rawValue) lr \(learningRate), batch \(batchSize), seed \(seed) on \(backend.device)")
@@ -171,6 +175,7 @@ struct TrainCommand: ParsableCommand {
         var history: [EpochReport] = []
         let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
         for e in 1...epochs {
+            // The bar is drawn on stderr; the epoch's result line goes to stdout (`train > log` keeps it).
             let progress = ProgressReporter(
                 total: stepsPerEpoch, label: "epoch \(e)/\(epochs)", isTerminal: !json && isatty(STDERR_FILENO) == 1)
             let t0 = now()
@@ -186,8 +191,8 @@ struct TrainCommand: ParsableCommand {
                 stopped: result.stopped)
             history.append(report)
             let line = describe(report, of: epochs)
-            progress.finish(line: json ? "" : line)
-            if json { try printJSONLine(report) }
+            progress.finish(line: "")
+            if json { try printJSONLine(report) } else { printLine(line) }
             if result.stopped || stopRequested.load(ordering: .relaxed) {
                 log.line("stopped by Ctrl-C after step \(result.steps) of epoch \(e); saving")
                 break
@@ -204,7 +209,7 @@ struct TrainCommand: ParsableCommand {
         if let csvURL { try writeCSV(history, to: csvURL) }
         if let plotURL { try writePlot(history, to: plotURL, title: "\(sizes.map(String.init).joined(separator: "-")) \(activation.rawValue), \(optimizer.rawValue)") }
         if !json {
-            log.line("wrote \(outURL.path)" + (plotURL.map { ", \($0.path)" } ?? "") + (csvURL.map { ", \($0.path)" } ?? ""))
+            printLine("wrote \(outURL.path)" + (plotURL.map { ", \($0.path)" } ?? "") + (csvURL.map { ", \($0.path)" } ?? ""))
             log.line("run `scratchnet infer --weights \(outURL.path) --data \(directory.path)` to evaluate it")
         }
     }
@@ -243,6 +248,11 @@ struct TrainCommand: ParsableCommand {
         }
         try LinePlot(title: title, xLabel: "epoch", x: x, panels: panels).write(to: url)
     }
+}
+
+/// A result line on stdout, written at once (a reader of a pipe sees each epoch as it ends).
+func printLine(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
 
 /// Lines to stderr (status, so stdout stays clean for --json).

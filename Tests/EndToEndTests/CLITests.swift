@@ -157,6 +157,14 @@ struct CLITests {
         #expect(r.status == 2)
         #expect(r.stderr.hasPrefix("error:"))
         #expect(Date().timeIntervalSince(start) < 60)
+        // Every file's reason, on the one error line, and no empty folders left behind.
+        let error = try #require(r.stderr.split(separator: "\n").last { $0.hasPrefix("error:") })
+        for name in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                     "t10k-labels-idx1-ubyte.gz", "sample_weight.pkl"] {
+            #expect(error.contains(name), "\(name) missing from: \(error)")
+        }
+        #expect(error.contains("5 of 5 files could not be fetched"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path), "download left \(dir.path) behind")
     }
 
     @Test("--help exits 0")

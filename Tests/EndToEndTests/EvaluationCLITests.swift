@@ -10,12 +10,6 @@ import Testing
 
 @Suite("scratchnet infer: evaluation", .serialized)
 struct EvaluationCLITests {
-    static func temporaryDirectory() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("scratchnet-eval-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir
-    }
-
     @Test("infer --json: the confusion matrix and per-class accuracy match counts made from the labels")
     func confusionMatchesTheLabels() throws {
         let test = try Book.testSet()
@@ -48,7 +42,7 @@ struct EvaluationCLITests {
 
     @Test("--predictions: the same CSV bytes from the CPU path and OpenCL, the library's probabilities bit for bit")
     func predictionsCSV() throws {
-        let dir = try Self.temporaryDirectory()
+        let dir = try temporaryDirectory("eval")
         defer { try? FileManager.default.removeItem(at: dir) }
         let cpuFile = dir.appendingPathComponent("cpu.csv"), clFile = dir.appendingPathComponent("opencl.csv")
         let png = dir.appendingPathComponent("confusion.png")
@@ -85,7 +79,7 @@ struct EvaluationCLITests {
 
     @Test("a model with 5 classes on 10-class data is refused, naming both counts")
     func fewerClassesThanLabels() throws {
-        let dir = try Self.temporaryDirectory()
+        let dir = try temporaryDirectory("eval")
         defer { try? FileManager.default.removeItem(at: dir) }
         var weights = try Book.weights()
         let w3 = try #require(weights["W3"]), b3 = try #require(weights["b3"])
@@ -104,7 +98,7 @@ struct EvaluationCLITests {
 
     @Test("output paths are checked before any work", arguments: ["--confusion", "--predictions", "--errors"])
     func outputPathsCheckedFirst(option: String) throws {
-        let dir = try Self.temporaryDirectory()
+        let dir = try temporaryDirectory("eval")
         defer { try? FileManager.default.removeItem(at: dir) }
         // A missing folder, and a folder given as the file. A missing --weights proves nothing ran before.
         for (path, words) in [(dir.appendingPathComponent("no/such/x").path, "does not exist"), (dir.path, "is a folder")] {

@@ -10,12 +10,6 @@ import Testing
 
 @Suite("scratchnet show and infer --errors", .serialized)
 struct PicturesCLITests {
-    static func temporaryDirectory() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("scratchnet-pix-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir
-    }
-
     /// True when no pixel of the `width`×`height` box at `origin` differs from white.
     static func isBlank(_ image: PNGImage, _ origin: (x: Int, y: Int), width: Int, height: Int) -> Bool {
         for y in origin.y..<(origin.y + height) {
@@ -43,7 +37,7 @@ struct PicturesCLITests {
 
     @Test("show --png: the grid's size follows the layout and its pixels are the MNIST bytes (dark ink on white)")
     func showPNG() throws {
-        let dir = try Self.temporaryDirectory()
+        let dir = try temporaryDirectory("pix")
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("show.png")
         let r = try CLI.run(["show", "--index", "2", "--count", "5", "--png", url.path])
@@ -73,7 +67,7 @@ struct PicturesCLITests {
 
     @Test("infer --errors: the grid holds every misclassified image (648 = 10000 × (1 - 0.9352))")
     func inferErrors() throws {
-        let dir = try Self.temporaryDirectory()
+        let dir = try temporaryDirectory("pix")
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("errors.png")
         let report = try CLI.json(["infer", "--device", "cpu", "--errors", url.path, "--errors-limit", "1000", "--json"])
@@ -116,7 +110,7 @@ struct PicturesCLITests {
     @Test("infer --errors on OpenCL writes the same PNG bytes as the CPU path")
     func inferErrorsOpenCL() throws {
         guard try Book.openCLBackend() != nil else { return }
-        let dir = try Self.temporaryDirectory()
+        let dir = try temporaryDirectory("pix")
         defer { try? FileManager.default.removeItem(at: dir) }
         let cpu = dir.appendingPathComponent("cpu.png"), gpu = dir.appendingPathComponent("opencl.png")
         #expect(try CLI.run(["infer", "--device", "cpu", "--errors", cpu.path]).status == 0)

@@ -36,6 +36,13 @@ enum Book {
     }
 }
 
+/// A new empty folder under the system's temporary folder, named `scratchnet-<tag>-<UUID>`; the caller removes it.
+func temporaryDirectory(_ tag: String) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("scratchnet-\(tag)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir
+}
+
 /// Runs the `scratchnet` binary built next to the test bundle.
 enum CLI {
     struct Result {

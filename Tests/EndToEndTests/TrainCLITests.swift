@@ -106,6 +106,9 @@ struct TrainCLITests {
         let wrongInput = try CLI.run(["train", "--data", fashion, "--layers", "100,10", "--device", "cpu"])
         #expect(wrongInput.status == 2 && wrongInput.stderr.contains("784"))
         let fewClasses = try CLI.run(["train", "--data", fashion, "--layers", "784,5", "--device", "cpu"])
-        #expect(fewClasses.status == 2 && fewClasses.stderr.contains("at least 10"))
+        #expect(fewClasses.status == 2 && fewClasses.stderr.contains("must be 10"), "\(fewClasses.stderr)")
+        // More outputs than classes is refused too: the book's last layer has one output per class.
+        let manyOutputs = try CLI.run(["train", "--data", fashion, "--layers", "784,50", "--device", "cpu"])
+        #expect(manyOutputs.status == 2 && manyOutputs.stderr.contains("50 outputs") && manyOutputs.stderr.contains("10 classes"))
     }
 }
