@@ -35,7 +35,8 @@ struct PredictCommand: ParsableCommand {
 
     struct Guess: Codable {
         var `class`: Int
-        var probability: Double
+        /// The network's float32 output, written in JSON as its shortest round-trip decimal (as infer's CSV).
+        var probability: Float
     }
 
     struct Prediction: Codable {
@@ -99,6 +100,6 @@ struct PredictCommand: ParsableCommand {
             if x.isNaN || y.isNaN { return x.isNaN && (!y.isNaN || a < b) }
             return x != y ? x > y : a < b
         }
-        return order.prefix(k).map { Guess(class: $0, probability: Double(outputs[$0])) }
+        return order.prefix(k).map { Guess(class: $0, probability: outputs[$0]) }
     }
 }

@@ -201,6 +201,9 @@ extension PNG {
     /// Decodes a non-interlaced, 8-bit PNG whose color type is one of `accepting`: checks every chunk CRC and the
     /// zlib Adler-32 and undoes all five filter types. The error for a color type outside `accepting` lists them.
     static func decode(_ data: Data, source: String, accepting: [UInt8]) throws(LoadError) -> PNGRaster {
+        guard !data.isEmpty else {
+            throw LoadError(source, "is empty (0 bytes), not a PNG file", fix: "write the picture again as a PNG")
+        }
         var reader = ByteReader([UInt8](data), source: source)
         // A short file that is not a PNG at all is "not a PNG", not "truncated".
         guard Array(data.prefix(8)) == Array(PNG.signature.prefix(data.count)) else {
@@ -236,10 +239,10 @@ extension PNG {
             case "IEND":
                 sawEnd = true
             case "PLTE":
-                guard accepting.contains(3) else {
-                    throw LoadError(source, "palette images are not supported (only 8-bit gray or RGB)")
-                }
-                guard header != nil, idat.isEmpty else { throw LoadError(source, "PLTE chunk is not between IHDR and IDAT") }
+                // parseHeader has refused a palette image already when `accepting` lacks it; in an RGB or RGBA
+                // image the chunk is only a suggested palette for limited displays, and is skipped.
+                guard let header, idat.isEmpty else { throw LoadError(source, "PLTE chunk is not between IHDR and IDAT") }
+                guard header.colorType == 3 else { continue }
                 guard body.count % 3 == 0, (3...768).contains(body.count) else {
                     throw LoadError(source, "PLTE chunk has \(body.count) bytes, not 1...256 RGB entries", fix: "the file is damaged")
                 }
