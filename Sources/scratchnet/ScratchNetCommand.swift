@@ -17,7 +17,7 @@ struct ScratchNetCommand: AsyncParsableCommand {
             """,
         subcommands: [
             DevicesCommand.self, InferCommand.self, TrainCommand.self, ParityCommand.self, BenchCommand.self,
-            ShowCommand.self, DownloadCommand.self, FirstResultCommand.self,
+            ShowCommand.self, PredictCommand.self, DownloadCommand.self, FirstResultCommand.self,
         ])
 
     /// Runs a command; every failure becomes one line on stderr and exit status 2 (1 is reserved for

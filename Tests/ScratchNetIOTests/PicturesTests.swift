@@ -123,21 +123,7 @@ func testPixels(_ n: Int, seed: UInt32) -> [UInt8] {
         let width = 7, height = 10, bpp = 3, stride = width * bpp
         // Random bytes, and bytes 0...3 (many Paeth ties, where the predictor's tie order matters).
         for pixels in [testPixels(stride * height, seed: 77), testPixels(stride * height, seed: 78).map { $0 & 3 }] {
-            var scanlines: [UInt8] = []
-            for y in 0..<height {
-                let type = UInt8(y % 5)
-                scanlines.append(type)
-                for i in 0..<stride {
-                    let x = Int(pixels[y * stride + i])
-                    let a = i >= bpp ? Int(pixels[y * stride + i - bpp]) : 0
-                    let b = y > 0 ? Int(pixels[(y - 1) * stride + i]) : 0
-                    let c = i >= bpp && y > 0 ? Int(pixels[(y - 1) * stride + i - bpp]) : 0
-                    let p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c)
-                    let paeth = pa <= pb && pa <= pc ? a : pb <= pc ? b : c
-                    let predictor = [0, a, b, (a + b) / 2, paeth][Int(type)]
-                    scanlines.append(UInt8((x - predictor + 256) & 0xFF))
-                }
-            }
+            let scanlines = filteredScanlines(pixels, width: width, height: height, bpp: bpp) { UInt8($0 % 5) }
             let data = PNGBytes.file(width: width, height: height, colorType: 2, scanlines: scanlines)
             let image = try PNGImage(pngData: data)
             #expect(image.width == width && image.height == height && image.colorType == .rgb)

@@ -1,7 +1,8 @@
 // PNG: a small encoder and reader for 8-bit grayscale and RGB images (no palette, alpha or interlacing), with
 // zlib from the CZlib system module. The encoder writes IHDR, one IDAT and IEND with per-row adaptive filters;
 // the reader checks every chunk CRC and the zlib Adler-32, undoes all five filter types, and is used by the tests
-// (and anyone who wants to check a written file) to compare pixels bit for bit.
+// (and anyone who wants to check a written file) to compare pixels bit for bit. The same reader (`PNG.decode`)
+// also accepts palette, gray + alpha and RGBA files for DigitImage.swift, which converts them to gray.
 
 import CZlib
 import Foundation
@@ -136,20 +137,85 @@ public struct PNGImage: Sendable, Equatable {
 
     // MARK: Decoding
 
-    /// Decodes an 8-bit grayscale or RGB, non-interlaced PNG.
+    /// Decodes an 8-bit grayscale or RGB, non-interlaced PNG, bit for bit (no conversion).
+    ///
+    /// For any other 8-bit PNG (palette, gray + alpha, RGBA) use ``init(grayscalePNG:source:)``, which converts
+    /// to gray.
     ///
     /// - Parameter source: the file name for error messages.
     /// - Throws: ``LoadError`` for a missing signature, a truncated file, a chunk whose CRC does not match, a
     ///   missing IHDR/IDAT/IEND, an unsupported format (palette, alpha, 16-bit, interlaced), corrupt zlib data
     ///   or a bad Adler-32, or an unknown filter type.
     public init(pngData data: Data, source: String = "PNG") throws(LoadError) {
+        let raster = try PNG.decode(data, source: source, accepting: [ColorType.gray.rawValue, ColorType.rgb.rawValue])
+        let colorType: ColorType = raster.colorType == ColorType.rgb.rawValue ? .rgb : .gray
+        try self.init(width: raster.width, height: raster.height, colorType: colorType, pixels: raster.samples)
+    }
+
+    /// Reads and decodes a PNG file (see ``init(pngData:source:)``).
+    public init(contentsOf url: URL) throws(LoadError) {
+        try self.init(pngData: PNG.read(url), source: url.path)
+    }
+}
+
+/// A decoded 8-bit PNG before any conversion: the unfiltered samples and the palette and transparency chunks.
+struct PNGRaster {
+    var width: Int
+    var height: Int
+    /// The PNG color type: 0 gray, 2 RGB, 3 palette, 4 gray + alpha, 6 RGBA.
+    var colorType: UInt8
+    /// `width * height * PNG.channels(colorType)` samples, row after row.
+    var samples: [UInt8]
+    /// The PLTE chunk: red, green, blue per entry (color type 3 only; empty otherwise).
+    var palette: [UInt8] = []
+    /// The tRNS chunk: per palette entry an alpha (type 3), or the one transparent gray / RGB value as 16-bit
+    /// big-endian samples (types 0, 2). Empty when absent.
+    var transparency: [UInt8] = []
+}
+
+extension PNG {
+    /// Samples per pixel of an 8-bit PNG color type (palette: one index), or nil for an invalid type.
+    static func channels(_ colorType: UInt8) -> Int? {
+        switch colorType {
+        case 0, 3: 1
+        case 4: 2
+        case 2: 3
+        case 6: 4
+        default: nil
+        }
+    }
+
+    static let colorTypeNames: [UInt8: String] = [0: "gray", 2: "RGB", 3: "palette", 4: "gray + alpha", 6: "RGBA"]
+
+    /// The bytes of the file at `url`, or a LoadError naming it.
+    static func read(_ url: URL) throws(LoadError) -> Data {
+        do {
+            return try Data(contentsOf: url)
+        } catch {
+            let missing = !FileManager.default.fileExists(atPath: url.path)
+            throw LoadError(url.path, missing ? "no such file" : "cannot read the file (\(error.localizedDescription))",
+                            fix: "check the path and its permissions")
+        }
+    }
+
+    /// Decodes a non-interlaced, 8-bit PNG whose color type is one of `accepting`: checks every chunk CRC and the
+    /// zlib Adler-32 and undoes all five filter types. The error for a color type outside `accepting` lists them.
+    static func decode(_ data: Data, source: String, accepting: [UInt8]) throws(LoadError) -> PNGRaster {
+        guard !data.isEmpty else {
+            throw LoadError(source, "is empty (0 bytes), not a PNG file", fix: "write the picture again as a PNG")
+        }
         var reader = ByteReader([UInt8](data), source: source)
+        // A short file that is not a PNG at all is "not a PNG", not "truncated".
+        guard Array(data.prefix(8)) == Array(PNG.signature.prefix(data.count)) else {
+            throw LoadError(source, "not a PNG file (it does not start with the 8-byte PNG signature 89 50 4E 47 0D 0A 1A 0A)")
+        }
         let signature = try reader.take(8, "PNG signature")
         guard Array(signature) == PNG.signature else {
             throw LoadError(source, "not a PNG file (it does not start with the 8-byte PNG signature 89 50 4E 47 0D 0A 1A 0A)")
         }
-        var header: (width: Int, height: Int, colorType: ColorType)?
+        var header: (width: Int, height: Int, colorType: UInt8)?
         var idat: [UInt8] = []
+        var palette: [UInt8] = [], transparency: [UInt8] = []
         var sawEnd = false
         while !reader.atEnd, !sawEnd {
             let length = try reader.u32be("chunk length")
@@ -166,14 +232,23 @@ public struct PNGImage: Sendable, Equatable {
             switch type {
             case "IHDR":
                 guard header == nil else { throw LoadError(source, "has two IHDR chunks") }
-                header = try Self.parseHeader(Array(body), source: source)
+                header = try parseHeader(Array(body), source: source, accepting: accepting)
             case "IDAT":
                 guard header != nil else { throw LoadError(source, "IDAT chunk before IHDR") }
                 idat += body
             case "IEND":
                 sawEnd = true
             case "PLTE":
-                throw LoadError(source, "palette images are not supported (only 8-bit gray or RGB)")
+                // parseHeader has refused a palette image already when `accepting` lacks it; in an RGB or RGBA
+                // image the chunk is only a suggested palette for limited displays, and is skipped.
+                guard let header, idat.isEmpty else { throw LoadError(source, "PLTE chunk is not between IHDR and IDAT") }
+                guard header.colorType == 3 else { continue }
+                guard body.count % 3 == 0, (3...768).contains(body.count) else {
+                    throw LoadError(source, "PLTE chunk has \(body.count) bytes, not 1...256 RGB entries", fix: "the file is damaged")
+                }
+                palette = Array(body)
+            case "tRNS":
+                transparency = Array(body)
             default:
                 // Ancillary chunks (lower-case first letter) may be skipped; critical ones may not.
                 if let first = typeBytes.first, first & 0x20 == 0 {
@@ -184,27 +259,22 @@ public struct PNGImage: Sendable, Equatable {
         guard let header else { throw LoadError(source, "has no IHDR chunk", fix: "the file is damaged or not a PNG image") }
         guard !idat.isEmpty else { throw LoadError(source, "has no image data (no IDAT chunk)", fix: "the file is damaged") }
         guard sawEnd else { throw LoadError(source, "is truncated: no IEND chunk", fix: "the file is incomplete; write it again") }
-
-        let bpp = header.colorType.channels, stride = header.width * bpp
-        let expected = (stride + 1) * header.height
-        let raw = try PNG.zlibDecompress(idat, expectedSize: expected, source: source)
-        var pixels = [UInt8](repeating: 0, count: stride * header.height)
-        try PNG.unfilter(raw, into: &pixels, width: header.width, height: header.height, bpp: bpp, source: source)
-        try self.init(width: header.width, height: header.height, colorType: header.colorType, pixels: pixels)
-    }
-
-    /// Reads and decodes a PNG file (see ``init(pngData:source:)``).
-    public init(contentsOf url: URL) throws(LoadError) {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw LoadError(url.path, "cannot read the file (\(error.localizedDescription))", fix: "check the path and its permissions")
+        if header.colorType == 3, palette.isEmpty {
+            throw LoadError(source, "is a palette image without a PLTE chunk", fix: "the file is damaged")
         }
-        try self.init(pngData: data, source: url.path)
+
+        let bpp = channels(header.colorType) ?? 1, stride = header.width * bpp
+        let expected = (stride + 1) * header.height
+        let raw = try zlibDecompress(idat, expectedSize: expected, source: source)
+        var samples = [UInt8](repeating: 0, count: stride * header.height)
+        try unfilter(raw, into: &samples, width: header.width, height: header.height, bpp: bpp, source: source)
+        return PNGRaster(width: header.width, height: header.height, colorType: header.colorType, samples: samples,
+                         palette: palette, transparency: transparency)
     }
 
-    private static func parseHeader(_ body: [UInt8], source: String) throws(LoadError) -> (width: Int, height: Int, colorType: ColorType) {
+    private static func parseHeader(_ body: [UInt8], source: String, accepting: [UInt8]) throws(LoadError)
+        -> (width: Int, height: Int, colorType: UInt8)
+    {
         guard body.count == 13 else { throw LoadError(source, "IHDR chunk has \(body.count) bytes, not 13") }
         var r = ByteReader(body, source: source)
         let width = try r.u32be("IHDR width"), height = try r.u32be("IHDR height")
@@ -213,17 +283,28 @@ public struct PNGImage: Sendable, Equatable {
         guard width <= Int(Int32.max), height <= Int(Int32.max) else {
             throw LoadError(source, "IHDR declares an invalid size \(width)x\(height) (PNG sizes are below 2^31)")
         }
-        guard let colorType = ColorType(rawValue: color) else {
-            let names: [UInt8: String] = [3: "palette", 4: "gray + alpha", 6: "RGBA"]
-            throw LoadError(source, "color type \(color) (\(names[color] ?? "invalid")) is not supported (only 0, gray, and 2, RGB)")
+        guard let bpp = channels(color), accepting.contains(color) else {
+            let list = accepting.map { "\($0), \(colorTypeNames[$0] ?? "?")" }.joined(separator: "; ")
+            throw LoadError(source, "color type \(color) (\(colorTypeNames[color] ?? "invalid")) is not supported (only \(list))")
         }
-        guard depth == 8 else { throw LoadError(source, "bit depth \(depth) is not supported (only 8)") }
+        guard depth == 8 else {
+            throw LoadError(source, "bit depth \(depth) is not supported (only 8)", fix: "save it as an 8-bit PNG")
+        }
         guard compression == 0, filter == 0 else {
             throw LoadError(source, "IHDR declares compression method \(compression) / filter method \(filter); PNG defines only 0")
         }
-        guard interlace == 0 else { throw LoadError(source, "interlaced (Adam7) images are not supported") }
-        _ = try byteCount(width: width, height: height, colorType: colorType, source: source)
-        return (width, height, colorType)
+        guard interlace == 0 else {
+            throw LoadError(source, "interlaced (Adam7) images are not supported", fix: "save it without interlacing")
+        }
+        // The same size limit as PNGImage, on the decoded samples.
+        let (n, overflow) = width.multipliedReportingOverflow(by: height)
+        guard width > 0, height > 0 else {
+            throw LoadError(source, "image size \(width)x\(height) is empty", fix: "images need at least one pixel")
+        }
+        guard !overflow, n <= PNGImage.maxPixelBytes / bpp else {
+            throw LoadError(source, "image size \(width)x\(height) is larger than the \(PNGImage.maxPixelBytes)-byte limit")
+        }
+        return (width, height, color)
     }
 }
 
