@@ -138,7 +138,9 @@ public struct PNGImage: Sendable, Equatable {
 
     /// Decodes an 8-bit grayscale or RGB, non-interlaced PNG.
     ///
-    /// - Parameter source: the file name for error messages.
+    /// - Parameters:
+    ///   - data: the PNG file's bytes.
+    ///   - source: the file name for error messages.
     /// - Throws: ``LoadError`` for a missing signature, a truncated file, a chunk whose CRC does not match, a
     ///   missing IHDR/IDAT/IEND, an unsupported format (palette, alpha, 16-bit, interlaced), corrupt zlib data
     ///   or a bad Adler-32, or an unknown filter type.
