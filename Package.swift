@@ -26,6 +26,12 @@ let cpuFlags: [SwiftSetting] =
 let cpuFlags: [SwiftSetting] = []
 #endif
 
+// swift-docc-plugin adds `swift package generate-documentation` (the catalog in Sources/ScratchNet/ScratchNet.docc).
+// Only the root package needs the command, so a package that depends on ScratchNet by version never resolves or
+// fetches the plugin (its graph stays ScratchNet + swift-argument-parser).
+let docPlugin: [Package.Dependency] = isVersionedDependency
+    ? [] : [.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0")]
+
 let package = Package(
     name: "ScratchNet",
     platforms: [.macOS(.v13)],
@@ -40,7 +46,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-    ],
+    ] + docPlugin,
     targets: [
         // The OpenCL C API (ICD loader). Only ScratchNetOpenCL imports it.
         .systemLibrary(

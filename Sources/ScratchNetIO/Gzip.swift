@@ -16,6 +16,7 @@ public enum Gzip {
     /// (all members of a multi-member file, as `gunzip` does; trailing zero padding is ignored).
     ///
     /// - Parameters:
+    ///   - data: the file's contents, gzip-compressed or not.
     ///   - source: the file name for error messages.
     ///   - maxOutput: the largest decompressed size accepted, in bytes.
     /// - Throws: ``LoadError`` when the data is truncated, corrupt, fails its CRC, or exceeds `maxOutput`.

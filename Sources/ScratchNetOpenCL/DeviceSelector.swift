@@ -14,7 +14,7 @@
 import Foundation
 import ScratchNet
 
-/// The backend chosen for a ``DeviceSpec``.
+/// The backend chosen for a `DeviceSpec` (module ScratchNet).
 public struct DeviceSelection: Sendable {
     /// The backend to run on.
     public let backend: any Backend
@@ -64,18 +64,19 @@ public enum SelfCheckVerdict: Sendable {
     }
 }
 
-/// Picks and opens a backend for a ``DeviceSpec``.
+/// Picks and opens a backend for a `DeviceSpec` (module ScratchNet).
 public enum DeviceSelector {
     /// Opens the backend for `spec` and self-checks it for `job`.
     ///
-    /// - `auto`: the first OpenCL GPU that starts and passes every check; else ``CPUBackend`` with a
+    /// - `auto`: the first OpenCL GPU that starts and passes every check; else `CPUBackend` with a
     ///   ``DeviceSelection/fallbackReason``.
-    /// - `cpu`: ``CPUBackend``.
+    /// - `cpu`: `CPUBackend`.
     /// - `gpu`: the first OpenCL GPU, else an error listing what was found.
     /// - `opencl`: the first OpenCL device; `opencl:N`: device N, else an error naming the device count.
     ///
     /// A named device that fails the check throws (see the file header), unless only the fused kernel failed.
     /// - Parameters:
+    ///   - spec: the device asked for, e.g. `--device` parsed by `DeviceSpec(parsing:)`.
     ///   - kernelDirectory: kernel sources to build instead of the embedded ones (see
     ///     ``OpenCLBackend/init(deviceIndex:kernelDirectory:cache:tuning:)``).
     ///   - job: which ops the device must prove (inference, or training too).

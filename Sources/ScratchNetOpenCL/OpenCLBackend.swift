@@ -191,6 +191,9 @@ public final class OpenCLBackend: Backend {
     /// sources embedded at build time.
     ///
     /// - Parameters:
+    ///   - deviceIndex: the device's number in ``OpenCLDevices/enumerate()`` (what `opencl:N` names).
+    ///   - kernelDirectory: a folder of `.cl` files to build instead of the embedded kernels (nil: the
+    ///     `SCRATCHNET_KERNELS` folder if set, else the embedded ones).
     ///   - cache: where built program binaries are kept between runs; default
     ///     ``ProgramCacheOptions/fromEnvironment(_:)`` (`$XDG_CACHE_HOME/scratchnet`, off with
     ///     `SCRATCHNET_NO_CACHE=1`).

@@ -10,7 +10,7 @@ import Foundation
 import ScratchNet
 
 extension OpenCLBackend {
-    /// The OpenCL kernels behind each self-checked op (see ``Backend/kernelName(for:)``).
+    /// The OpenCL kernels behind each self-checked op (see `Backend.kernelName(for:)` in ScratchNet).
     public func kernelName(for op: CheckedOp) -> String? {
         switch op {
         case .matmul: return tuning.packedGEMM ? "sn_matmul_packed/sn_matmul" : "sn_matmul"

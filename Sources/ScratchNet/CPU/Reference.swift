@@ -25,7 +25,7 @@ public enum Reference {
     }
 
     /// y (N,M) = activation(x (N,K) · w (K,M) + bias (M)): the matmul's accumulation, then `acc + bias[j]`,
-    /// then ``Numerics/activate(_:_:)``. `bias` may be rank 1 (M) or rank 2 (1,M).
+    /// then ``Numerics/activate(_:_:)->Float``. `bias` may be rank 1 (M) or rank 2 (1,M).
     public static func affine(_ x: Tensor, _ w: Tensor, bias: Tensor, activation: Activation)
         throws(ShapeError) -> Tensor
     {

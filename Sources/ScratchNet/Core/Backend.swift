@@ -12,7 +12,7 @@
 public enum Activation: String, Sendable, CaseIterable, Codable {
     /// y = x
     case identity
-    /// y = 1 / (1 + exp(-x)), with ``Numerics/exp(_:)``.
+    /// y = 1 / (1 + exp(-x)), with ``Numerics/exp(_:)->Float``.
     case sigmoid
     /// y = x > 0 ? x : 0 (NaN stays NaN).
     case relu

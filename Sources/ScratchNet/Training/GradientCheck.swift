@@ -170,10 +170,13 @@ public enum GradientCheck {
     /// t (N,1), or Σⱼ t[i][j] · log(y[i][j] + guard) for one-hot t (N,C) (one-hot whenever t has C columns, as
     /// the backends decide). A label that is not an integer in 0..<C gives NaN, as on the backends.
     ///
-    /// - Parameter guardValue: the book's 1e-7 (``crossEntropyGuard``) by default. Backprop's (y - t)/N is the
-    ///   exact gradient of the loss *without* the guard; with it, row i's true gradient is scaled by
-    ///   y[i][tᵢ] / (y[i][tᵢ] + guard), a relative bias of about 1e-7 / y[i][tᵢ]. Pass 0 to measure the backward
-    ///   pass's own error without that bias.
+    /// - Parameters:
+    ///   - y: probabilities (N, C).
+    ///   - t: labels (N,1) holding class indices, or one-hot targets (N,C).
+    ///   - guardValue: the book's 1e-7 (``crossEntropyGuard``) by default. Backprop's (y - t)/N is the
+    ///     exact gradient of the loss *without* the guard; with it, row i's true gradient is scaled by
+    ///     y[i][tᵢ] / (y[i][tᵢ] + guard), a relative bias of about 1e-7 / y[i][tᵢ]. Pass 0 to measure the backward
+    ///     pass's own error without that bias.
     public static func crossEntropy(
         _ y: Matrix, targets t: Matrix, guard guardValue: Double = GradientCheck.crossEntropyGuard
     ) throws(ShapeError) -> Double {
@@ -204,7 +207,12 @@ public enum GradientCheck {
     /// The loss of the book's MLP in Double: h = x; for each (W, b) pair h = activation(h · W + b) with no
     /// activation after the last pair; then softmax and cross-entropy against `targets`.
     ///
-    /// - Parameter parameters: W1, b1, W2, b2, ... in order (an even count; each b is 1×out).
+    /// - Parameters:
+    ///   - x: the batch (N, in).
+    ///   - parameters: W1, b1, W2, b2, ... in order (an even count; each b is 1×out).
+    ///   - activation: the hidden layers' activation (none after the last pair).
+    ///   - targets: labels (N,1) or one-hot (N, classes), as in ``crossEntropy(_:targets:guard:)``.
+    ///   - guardValue: the value added inside the log, as in ``crossEntropy(_:targets:guard:)``.
     public static func mlpLoss(
         x: Matrix, parameters: [Matrix], activation: Activation, targets: Matrix,
         guard guardValue: Double = GradientCheck.crossEntropyGuard
@@ -264,6 +272,7 @@ public enum GradientCheck {
     ///   - parameters: W1 (in, h1), b1 (h1) or (1, h1), W2, b2, ... (an even count).
     ///   - activation: the hidden layers' activation (none after the last Affine layer).
     ///   - targets: labels (N,1) or one-hot (N, classes), as ``SoftmaxWithLoss`` takes them.
+    ///   - backend: the device whose layers compute the gradient.
     public static func mlpBackprop(
         x: Tensor, parameters: [Tensor], activation: Activation, targets: Tensor, backend: any Backend
     ) throws -> Backprop {

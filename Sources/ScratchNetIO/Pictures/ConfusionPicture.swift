@@ -5,7 +5,7 @@
 import Foundation
 import ScratchNet
 
-/// Draws a ``ConfusionMatrix`` as an RGB picture.
+/// Draws a `ConfusionMatrix` (module ScratchNet) as an RGB picture.
 public enum ConfusionPicture {
     /// The picture of `matrix`, with `names` (one per class) beside the rows if given, else the class numbers.
     public static func render(_ matrix: ConfusionMatrix, names: [String]? = nil) throws(LoadError) -> PNGImage {

@@ -142,7 +142,9 @@ public struct PNGImage: Sendable, Equatable {
     /// For any other 8-bit PNG (palette, gray + alpha, RGBA) use ``init(grayscalePNG:source:)``, which converts
     /// to gray.
     ///
-    /// - Parameter source: the file name for error messages.
+    /// - Parameters:
+    ///   - data: the PNG file's bytes.
+    ///   - source: the file name for error messages.
     /// - Throws: ``LoadError`` for a missing signature, a truncated file, a chunk whose CRC does not match, a
     ///   missing IHDR/IDAT/IEND, an unsupported format (palette, alpha, 16-bit, interlaced), corrupt zlib data
     ///   or a bad Adler-32, or an unknown filter type.

@@ -27,6 +27,8 @@ public final class ProgressBar {
 
     /// Creates a bar and starts its clock.
     /// - Parameters:
+    ///   - total: the number of steps that make 100%.
+    ///   - label: the text before the bar.
     ///   - isTerminal: whether `output` is a terminal (default: whether stderr is one).
     ///   - output: where the text goes (default: stderr, unbuffered).
     ///   - clock: monotonic seconds (default: the system's uptime clock).

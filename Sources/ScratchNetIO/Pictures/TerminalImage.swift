@@ -18,6 +18,8 @@ public enum TerminalImage {
     ///
     /// - Parameters:
     ///   - pixels: `width * height` ink bytes, row-major (0 = background, 255 = full ink); missing bytes count as 0.
+    ///   - width: pixels per row.
+    ///   - height: rows of pixels.
     ///   - color: true for half blocks with 24-bit colors (`⌈height/2⌉` lines; an odd last row is paired with the
     ///     background), false for the ASCII ramp (`height` lines of `width * charsPerPixel` characters).
     ///   - ink: the colors of color mode (the same choice as ``ImageGrid``); ASCII always shows ink density.
