@@ -17,7 +17,9 @@ extension PNGImage {
     ///   transparent canvas, the usual drawing export), over black when it is light (white strokes). Fully
     ///   opaque pixels are unchanged.
     ///
-    /// - Parameter source: the file name for error messages.
+    /// - Parameters:
+    ///   - data: the bytes of the PNG file.
+    ///   - source: the file name for error messages.
     /// - Throws: ``LoadError`` for anything ``init(pngData:source:)`` refuses except the color type, for 16-bit
     ///   or sub-byte bit depths, interlaced files, and palette indices past the end of the palette.
     public init(grayscalePNG data: Data, source: String = "PNG") throws(LoadError) {
